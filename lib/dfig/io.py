@@ -1,0 +1,158 @@
+"""Atomic writes and the savers every notebook uses for figures, tables and metrics.
+
+Every saved figure, table and metrics file records its provenance (the notebook and parameters that
+made it) in ``reports/provenance.json`` so that each number in the paper can be traced back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dfig import paths
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; on success it replaces ``dest`` atomically.
+
+    A crash or kill while writing leaves ``dest`` untouched (old content or absent), never truncated.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix + ".part", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(dest: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``dest`` atomically (temp file + fsync + rename)."""
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(dest)
+
+
+def atomic_write_text(dest: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write_bytes(dest, text.encode("utf-8"))
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item") and callable(o.item):  # numpy / torch scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_json(obj: Any, dest: str | os.PathLike[str]) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    return atomic_write_text(dest, json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
+
+
+def load_json(path: str | os.PathLike[str]) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance
+
+def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] | None = None) -> None:
+    """Record in ``reports/provenance.json`` which notebook and parameters produced ``output``.
+
+    ``source`` defaults to the environment set by ``run_all.py`` (``DFIG_NOTEBOOK``,
+    ``DFIG_PROFILE``, ``DFIG_PARAMS``); in an interactive session it says so.
+    """
+    src = dict(source) if source is not None else current_source()
+    out = Path(output).resolve()
+    try:
+        key = str(out.relative_to(paths.root()))
+    except ValueError:
+        key = str(out)
+    prov_file = paths.reports_dir() / "provenance.json"
+    prov = load_json(prov_file) if prov_file.exists() else {}
+    prov[key] = {**src, "written": datetime.now(UTC).isoformat(timespec="seconds")}
+    save_json(dict(sorted(prov.items())), prov_file)
+
+
+def current_source() -> dict[str, Any]:
+    """The notebook, profile and parameters of the current run (set by run_all.py), or 'interactive'."""
+    params = os.environ.get("DFIG_PARAMS")
+    return {
+        "notebook": os.environ.get("DFIG_NOTEBOOK", "interactive"),
+        "profile": os.environ.get("DFIG_PROFILE", "interactive"),
+        "parameters": json.loads(params) if params else None,
+    }
+
+
+def save_metrics(obj: Mapping[str, Any], name: str, params: Mapping[str, Any] | None = None) -> Path:
+    """Save a metrics dict as ``reports/metrics/<name>.json`` with its provenance."""
+    dest = paths.metrics_dir() / f"{name}.json"
+    save_json({**obj, "_provenance": {**current_source(), **({"parameters": dict(params)} if params else {})}}, dest)
+    record_provenance(dest)
+    return dest
+
+
+def save_table(df: Any, name: str, caption: str = "", floatfmt: str = ".4g") -> dict[str, Path]:
+    """Save a pandas DataFrame as ``reports/tables/<name>.{csv,md}`` and record provenance."""
+    out = paths.tables_dir()
+    csv_p, md_p = out / f"{name}.csv", out / f"{name}.md"
+    atomic_write_text(csv_p, df.to_csv(index=False))
+    md = df.to_markdown(index=False, floatfmt=floatfmt)
+    atomic_write_text(md_p, (f"{caption}\n\n" if caption else "") + md + "\n")
+    for p in (csv_p, md_p):
+        record_provenance(p)
+    return {"csv": csv_p, "md": md_p}
+
+
+def save_figure(fig: Any, name: str, dpi: int = 200) -> dict[str, Path]:
+    """Save a matplotlib figure as ``reports/figures/<name>.{pdf,png}`` and record provenance."""
+    out = paths.figures_dir()
+    res = {}
+    for ext in ("pdf", "png"):
+        dest = out / f"{name}.{ext}"
+        with atomic_path(dest, suffix=f".part.{ext}") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=ext)
+        record_provenance(dest)
+        res[ext] = dest
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# stage metadata: every dataset-wide stage writes one next to its outputs
+
+STAGE_META = "dfig_stage.json"
+
+
+def write_stage_meta(output_root: str | os.PathLike[str], meta: Mapping[str, Any]) -> Path:
+    """Write ``<output_root>/dfig_stage.json``: what made this tree (method, weights, fallbacks, params).
+
+    Later stages read it (:func:`read_stage_meta`) so that the feature pipeline travels with the data
+    and into checkpoints and reports.
+    """
+    return save_json(dict(meta), Path(output_root) / STAGE_META)
+
+
+def read_stage_meta(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``dfig_stage.json`` of a tree made by a dfig stage; ``{}`` for a raw input tree."""
+    p = Path(root) / STAGE_META
+    return load_json(p) if p.exists() else {}
