@@ -1,0 +1,98 @@
+"""Robust image loading (any mode -> RGB) and the bad-file policy.
+
+Policy (``BAD_FILE_POLICIES``):
+
+- ``skip`` (default): a file that is empty, truncated, not an image, a directory or unreadable is
+  left out; it is counted and listed by name in the stage's :class:`~dfig.runlog.RunReport`
+  (and so in the run's report JSON). The run goes on.
+- ``strict``: the first such file raises :class:`BadImageError` naming it.
+
+Input files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dfig.runlog import RunReport
+
+BAD_FILE_POLICIES: tuple[str, ...] = ("skip", "strict")
+
+
+class BadImageError(ValueError):
+    """An input file cannot be used as an image; the message names it and says what to do."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(
+            f"{self.path}: {reason}. Replace or remove this file, or run with the bad-file policy "
+            "'skip' to leave it out (it is then counted and listed in the run report)."
+        )
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (0, 0, 0, 255))  # transparent -> black, as masked background
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
+    """Open any image as 8-bit RGB: EXIF orientation applied; L, P, RGBA, CMYK, 16-bit all handled.
+
+    Raises :class:`BadImageError` (naming the file) for a directory, an empty, truncated, unreadable
+    or non-image file.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise BadImageError(p, "is a directory, not an image file")
+    try:
+        if p.stat().st_size == 0:
+            raise BadImageError(p, "is an empty (0-byte) file")
+        with Image.open(p) as im:
+            im.load()  # forces a full decode: truncated files fail here
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb(im)
+    except BadImageError:
+        raise
+    except UnidentifiedImageError as e:
+        raise BadImageError(p, "is not an image (unrecognised format)") from e
+    except PermissionError as e:
+        raise BadImageError(p, "cannot be read (permission denied)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise BadImageError(p, f"cannot be decoded ({e})") from e
+
+
+def check_files(paths: Iterable[str | os.PathLike[str]], policy: str = "skip",
+                report: RunReport | None = None) -> list[Path]:
+    """Return the paths that load as images; bad ones are counted in ``report`` or raise (strict)."""
+    if policy not in BAD_FILE_POLICIES:
+        raise ValueError(f"bad-file policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")
+    good = []
+    for p in paths:
+        try:
+            load_rgb(p)
+        except BadImageError as e:
+            if policy == "strict":
+                raise
+            if report is not None:
+                report.fail(e.path, e.reason)
+            continue
+        good.append(Path(p))
+    return good
