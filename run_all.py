@@ -1,0 +1,229 @@
+#!/usr/bin/env python
+"""Run the DFIG notebooks end to end with papermill, for one profile, and rebuild the paper.
+
+    python run_all.py                      # smoke profile: synthetic data, CPU, minutes (the default)
+    python run_all.py --profile sample     # the real face sample (../shared/data/faces140k-sample)
+    python run_all.py --profile paper --data /data/140k   # full data + official weights on a GPU
+    python run_all.py --list               # what would run, with the parameters
+    python run_all.py --only 04_train      # just the runs of one notebook (prefix match)
+    python run_all.py --paper-only         # rebuild DFIG_v2.pdf from the existing results
+
+Profiles are YAML files in profiles/. Each run's parameter names are checked against the notebook's
+``parameters`` cell before anything executes. Executed notebooks (ipynb + HTML) go to
+reports/<profile>/executed/, and reports/<profile>/manifest.json records the commit, package versions,
+device, per-run timings and parameters, data counts, official weights found and fallbacks used.
+The exit code is non-zero when a run fails; the message names the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dfig import manifest, paths
+from dfig.notebook import train_run_name
+
+NOTEBOOKS = paths.notebooks_dir()
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    """Read profiles/<name>.yaml (or a path to a YAML file)."""
+    p = Path(name) if name.endswith((".yaml", ".yml")) else paths.profiles_dir() / f"{name}.yaml"
+    if not p.exists():
+        have = sorted(q.stem for q in paths.profiles_dir().glob("*.yaml"))
+        raise SystemExit(f"profile {name!r} not found ({p}); available: {', '.join(have)}")
+    with open(p, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def run_tag(nb: str, item: dict[str, Any]) -> str:
+    """Name of one run of a notebook: the grid item's ``tag`` or its values joined."""
+    if not item:
+        return nb
+    if "tag" in item and nb != "04_train":
+        return f"{nb}__{item['tag']}"
+    if nb == "04_train":
+        return f"{nb}__{train_run_name(item)}"
+    return nb + "__" + "_".join(f"{v}" for v in item.values())
+
+
+def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    """The list of runs: notebook, parameters (common + notebook + grid item + overrides), output name."""
+    runs = []
+    common = dict(profile.get("common", {}))
+    if data:
+        common["data_root"] = str(Path(data).expanduser().resolve())
+    for spec in profile["runs"]:
+        nb = spec["notebook"]
+        for item in spec.get("grid", [{}]):
+            params = {**common, **spec.get("params", {}), **item, **overrides}
+            runs.append({"notebook": nb, "name": run_tag(nb, item), "parameters": params})
+    return runs
+
+
+def check_parameters(runs: list[dict[str, Any]]) -> None:
+    """Fail before running anything if a run passes a name its notebook does not declare."""
+    import papermill as pm
+
+    declared: dict[str, set[str]] = {}
+    errors = []
+    for r in runs:
+        nb = r["notebook"]
+        path = NOTEBOOKS / f"{nb}.ipynb"
+        if not path.exists():
+            errors.append(f"{r['name']}: notebook {path} not found")
+            continue
+        if nb not in declared:
+            declared[nb] = set(pm.inspect_notebook(str(path)))
+        unknown = sorted(set(r["parameters"]) - declared[nb])
+        if unknown:
+            errors.append(f"{r['name']}: {path.name} has no parameter(s) {unknown}; "
+                          f"it declares {sorted(declared[nb])}")
+    if errors:
+        raise SystemExit("parameter check failed:\n  " + "\n  ".join(errors))
+
+
+def preflight(profile: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    """The paper profile refuses to start unless every official file, the data and a GPU are there."""
+    if profile.get("allow_fallbacks", True):
+        return
+    from dfig import weights
+
+    problems = []
+    for name in profile.get("required_weights", []):
+        try:
+            weights.locate(name)
+        except (FileNotFoundError, ValueError) as e:
+            problems.append(str(e))
+    data = runs[0]["parameters"].get("data_root") if runs else None
+    if not data or not Path(data).is_dir():
+        problems.append(f"data_root {data!r} is not a folder: pass --data /path/to/140k "
+                        "laid out as {train,val,test}/{real,fake}/* (README, Data)")
+    if profile.get("require_cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.append("no CUDA GPU visible: the paper profile trains ResNet50/MobileNetV2 on 100k images")
+    if problems:
+        raise SystemExit(f"profile {profile['name']!r} cannot start (it never falls back):\n- "
+                         + "\n- ".join(problems))
+
+
+def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    """Execute one notebook run with papermill; return its manifest entry (raises on failure)."""
+    import papermill as pm
+
+    out_dir = paths.executed_dir(profile["name"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{run['name']}.ipynb"
+    os.environ.update({
+        "DFIG_PROFILE": profile["name"],
+        "DFIG_NOTEBOOK": run["name"],
+        "DFIG_ALLOW_FALLBACKS": "1" if profile.get("allow_fallbacks", True) else "0",
+    })
+    t0 = time.time()
+    entry = {"run": run["name"], "notebook": f"notebooks/{run['notebook']}.ipynb",
+             "output": str(out.relative_to(paths.root())), "parameters": run["parameters"]}
+    try:
+        pm.execute_notebook(str(NOTEBOOKS / f"{run['notebook']}.ipynb"), str(out),
+                            parameters=run["parameters"], cwd=str(NOTEBOOKS), progress_bar=False,
+                            kernel_name="python3", request_save_on_cell_execute=False)
+    except pm.PapermillExecutionError as e:
+        entry.update(status="failed", seconds=round(time.time() - t0, 1),
+                     error=f"cell {e.exec_count} (execution count): {e.ename}: {e.evalue}")
+        raise RunFailed(entry) from e
+    entry.update(status="ok", seconds=round(time.time() - t0, 1))
+    manifest.export_html(out)
+    return entry
+
+
+class RunFailed(RuntimeError):
+    def __init__(self, entry: dict[str, Any]) -> None:
+        super().__init__(entry.get("error"))
+        self.entry = entry
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs, values parsed as YAML (numbers, bools, lists)."""
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise SystemExit(f"--set expects key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="smoke", help="profile name in profiles/ (smoke, sample, paper)")
+    ap.add_argument("--data", help="data root {train,val,test}/{real,fake}/* (overrides the profile's)")
+    ap.add_argument("--only", action="append", default=[], help="run only runs whose name starts with this")
+    ap.add_argument("--list", action="store_true", help="list the runs and their parameters, run nothing")
+    ap.add_argument("--paper-only", action="store_true", help="rebuild DFIG_v2.pdf from existing results")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a parameter in every run that declares it")
+    args = ap.parse_args(argv)
+
+    profile = load_profile(args.profile)
+    os.environ["DFIG_PROFILE"] = profile["name"]
+    if args.paper_only:
+        from dfig import report
+
+        pdf = report.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
+        print(f"paper rebuilt: {pdf}")
+        return 0
+
+    runs = expand(profile, args.data, parse_overrides(args.set))
+    if args.only:
+        runs = [r for r in runs if any(r["name"].startswith(o) for o in args.only)]
+        if not runs:
+            raise SystemExit(f"--only {args.only} matches no run; see --list")
+    if args.list:
+        for i, r in enumerate(runs, 1):
+            print(f"{i:2d}. {r['name']}\n    {r['parameters']}")
+        return 0
+    if args.set:  # only keep overrides the notebook declares
+        import papermill as pm
+
+        for r in runs:
+            declared = set(pm.inspect_notebook(str(NOTEBOOKS / f"{r['notebook']}.ipynb")))
+            r["parameters"] = {k: v for k, v in r["parameters"].items()
+                               if k in declared or k not in parse_overrides(args.set)}
+    check_parameters(runs)
+    preflight(profile, runs)
+
+    t_start = time.time()
+    entries: list[dict[str, Any]] = []
+    status = 0
+    print(f"run_all: profile {profile['name']!r}, {len(runs)} runs -> {paths.reports_dir(profile['name'])}")
+    for i, r in enumerate(runs, 1):
+        print(f"[{i}/{len(runs)}] {r['name']} ...", flush=True)
+        try:
+            e = execute(r, profile)
+        except RunFailed as f:
+            entries.append(f.entry)
+            print(f"FAILED: {r['name']} (notebooks/{r['notebook']}.ipynb), {f.entry['error']}\n"
+                  f"  executed copy with the traceback: {f.entry['output']}", file=sys.stderr)
+            status = 1
+            break
+        entries.append(e)
+        print(f"[{i}/{len(runs)}] {r['name']} ok in {e['seconds']:.0f}s", flush=True)
+    man = manifest.write_manifest(profile, entries, time.time() - t_start, status)
+    print(f"manifest: {man}")
+    rep = paths.reports_dir(profile["name"])
+    print(f"reports:  {rep} (figures/, tables/, metrics/, executed/)")
+    pdf = rep / "DFIG_v2.pdf"
+    if status == 0 and pdf.exists():
+        print(f"paper:    {pdf}" + (f" (published to {paths.paper_pdf()})" if profile.get("publish_pdf") else ""))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

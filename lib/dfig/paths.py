@@ -8,7 +8,7 @@ is derived from it, from the profile name, or from an environment variable docum
 name                      default                                override
 ========================  =====================================  ==============================
 ``root()``                the repository                         ``DFIG_ROOT``
-``reports_dir()``         ``<root>/reports``                     ``DFIG_REPORTS``
+``reports_dir(profile)``  ``<root>/reports/<profile>``           ``DFIG_REPORTS`` (parent folder)
 ``work_dir(profile)``     ``<root>/work/<profile>``              ``DFIG_WORK`` (parent folder)
 ``weights_dir()``         ``<root>/pretrained``                  ``DFIG_WEIGHTS``
 ``sample_data_dir()``     ``<root>/../shared/data/faces140k-sample``  ``DFIG_SAMPLE_DATA``
@@ -48,33 +48,46 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(v).expanduser().resolve() if v else default
 
 
-def reports_dir() -> Path:
-    """Where regenerated results live (figures/, tables/, metrics/, executed/, manifest.json)."""
-    return _env_path("DFIG_REPORTS", root() / "reports")
+def current_profile() -> str:
+    """The active profile: ``DFIG_PROFILE`` (set by run_all.py and notebooks), default ``smoke``."""
+    return os.environ.get("DFIG_PROFILE", "smoke") or "smoke"
 
 
-def figures_dir() -> Path:
-    return reports_dir() / "figures"
+def reports_dir(profile: str | None = None) -> Path:
+    """Regenerated results of one profile: figures/, tables/, metrics/, executed/, manifest.json.
+
+    Each profile has its own folder (``reports/smoke``, ``reports/sample``, ``reports/paper``), so a
+    quick smoke run never overwrites real-data results.
+    """
+    return _env_path("DFIG_REPORTS", root() / "reports") / (profile or current_profile())
 
 
-def tables_dir() -> Path:
-    return reports_dir() / "tables"
+def figures_dir(profile: str | None = None) -> Path:
+    return reports_dir(profile) / "figures"
 
 
-def metrics_dir() -> Path:
-    return reports_dir() / "metrics"
+def tables_dir(profile: str | None = None) -> Path:
+    return reports_dir(profile) / "tables"
 
 
-def executed_dir() -> Path:
-    return reports_dir() / "executed"
+def metrics_dir(profile: str | None = None) -> Path:
+    return reports_dir(profile) / "metrics"
 
 
-def work_dir(profile: str = "smoke") -> Path:
+def predictions_dir(profile: str | None = None) -> Path:
+    return reports_dir(profile) / "predictions"
+
+
+def executed_dir(profile: str | None = None) -> Path:
+    return reports_dir(profile) / "executed"
+
+
+def work_dir(profile: str | None = None) -> Path:
     """Intermediate files of one profile: data, faces, LNPs, checkpoints (``work/<profile>``)."""
-    return _env_path("DFIG_WORK", root() / "work") / profile
+    return _env_path("DFIG_WORK", root() / "work") / (profile or current_profile())
 
 
-def checkpoints_dir(profile: str = "smoke") -> Path:
+def checkpoints_dir(profile: str | None = None) -> Path:
     return work_dir(profile) / "checkpoints"
 
 
@@ -101,4 +114,5 @@ def paper_dir() -> Path:
 
 
 def paper_pdf() -> Path:
+    """The published paper at the top level (rebuilt by the sample and paper profiles)."""
     return root() / "DFIG_v2.pdf"

@@ -1,0 +1,162 @@
+"""The run manifest: what ran, where, with what, and which official weights or fallbacks were used."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dfig import io, paths
+
+PACKAGES = ("dfig", "torch", "torchvision", "segment-anything", "numpy", "opencv-python-headless", "pillow",
+            "scikit-learn", "pandas", "matplotlib", "seaborn", "papermill", "nbval", "typst")
+
+
+def git_info() -> dict[str, Any]:
+    """Commit, branch and whether the work tree had uncommitted changes."""
+    def run(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], cwd=paths.root(), capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+    return {"commit": run("rev-parse", "HEAD") or "unknown", "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
+            "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def device_info() -> dict[str, Any]:
+    import os
+
+    import torch
+
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def stage_records(profile: str) -> dict[str, Any]:
+    """The dfig_stage.json of every stage output in the profile's work folder."""
+    work = paths.work_dir(profile)
+    out = {}
+    if work.is_dir():
+        for p in sorted(work.glob("*/dfig_stage.json")):
+            out[p.parent.name] = io.load_json(p)
+    return out
+
+
+def fallbacks_used(records: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every fallback record found (nested anywhere) in the stage records and training metrics."""
+    found: list[dict[str, Any]] = []
+
+    def walk(o: Any, where: str) -> None:
+        if isinstance(o, dict):
+            if "fallback" in o and "instead_of" in o:
+                rec = {"where": where, **o}
+                if rec not in found:
+                    found.append(rec)
+            for k, v in o.items():
+                walk(v, f"{where}/{k}" if k != "input" else where)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v, where)
+    for name, rec in records.items():
+        walk(rec, name)
+    # de-duplicate by (fallback, instead_of) keeping the stages that used it
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in found:
+        key = (r["fallback"], r["instead_of"])
+        m = merged.setdefault(key, {**{k: v for k, v in r.items() if k != "where"}, "used_in": []})
+        stage = r["where"].split("/")[0]
+        if stage not in m["used_in"]:
+            m["used_in"].append(stage)
+    return list(merged.values())
+
+
+def data_counts(profile: str) -> dict[str, Any]:
+    """Counts per split and class of the profile's data trees (raw and derived)."""
+    from dfig.data.layout import discover
+
+    out = {}
+    for name, rec in stage_records(profile).items():
+        if "counts" in rec:
+            out[name] = rec["counts"]
+    try:
+        raw = paths.work_dir(profile) / "raw"
+        if raw.is_dir():
+            d = discover(raw)
+            out["raw"] = {s: {"real": sum(x.label == 0 for x in v), "fake": sum(x.label == 1 for x in v)}
+                          for s, v in d.items()}
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def weights_status() -> list[dict[str, Any]]:
+    try:
+        from dfig import weights
+
+        return weights.status()
+    except Exception as e:  # noqa: BLE001 - the manifest must still be written
+        return [{"error": f"weights status unavailable: {e}"}]
+
+
+def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], seconds: float, status: int) -> Path:
+    """Write reports/<profile>/manifest.json (atomically) and return its path."""
+    name = profile["name"]
+    records = stage_records(name)
+    man = {
+        "profile": name,
+        "description": profile.get("description", ""),
+        "synthetic_data": any(r.get("synthetic") or r.get("input", {}).get("synthetic") for r in records.values()),
+        "allow_fallbacks": profile.get("allow_fallbacks", True),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "status": "ok" if status == 0 else "failed",
+        "total_seconds": round(seconds, 1),
+        "git": git_info(),
+        "packages": package_versions(),
+        "device": device_info(),
+        "runs": entries,
+        "data_counts": data_counts(name),
+        "weights": weights_status(),
+        "fallbacks": fallbacks_used(records),
+        "stages": records,
+    }
+    dest = paths.reports_dir(name) / "manifest.json"
+    old = io.load_json(dest) if dest.exists() else None
+    if old and entries and len(entries) < len(old.get("runs", [])):
+        # a partial run (--only): keep the entries of runs not redone
+        done = {e["run"] for e in entries}
+        man["runs"] = [e for e in old["runs"] if e["run"] not in done] + entries
+    io.save_json(man, dest)
+    return dest
+
+
+def export_html(ipynb: Path) -> Path:
+    """Write an HTML copy of an executed notebook next to it (for reading without Jupyter)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(ipynb), as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    return io.atomic_write_text(ipynb.with_suffix(".html"), body)
+
+
+def read_manifest(profile: str) -> dict[str, Any]:
+    p = paths.reports_dir(profile) / "manifest.json"
+    return json.loads(p.read_text()) if p.exists() else {}

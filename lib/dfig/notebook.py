@@ -1,0 +1,147 @@
+"""What every notebook does first: collect its parameters, set the profile, seeds and device, find data.
+
+A notebook's second cell is::
+
+    from dfig.notebook import start
+    ctx = start("02_lnp", globals())
+
+:func:`start` reads the parameters (the simple-valued globals defined by the ``parameters`` cell and
+papermill's injected cell), exports them for provenance (``DFIG_PARAMS``), seeds every RNG, and
+returns a :class:`RunContext` with the profile's folders. Opening a notebook in JupyterLab and
+running it top to bottom does exactly what papermill does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dfig import paths
+
+_SIMPLE = (str, int, float, bool, type(None), list, dict, tuple)
+_IPY_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+def collect_params(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The notebook's parameters: public globals with literal values (str, numbers, bools, lists...)."""
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in _IPY_NAMES and isinstance(v, _SIMPLE)}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - code that uses the legacy global RNG
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@dataclass
+class RunContext:
+    """The profile's folders and the notebook's parameters."""
+
+    notebook: str
+    profile: str
+    params: dict[str, Any]
+    device: str
+    work: Path = field(init=False)
+    reports: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.work = paths.work_dir(self.profile)
+        self.reports = paths.reports_dir(self.profile)
+
+    def data_root(self) -> Path:
+        """The raw photo tree: ``data_root`` if given, else the profile default.
+
+        ``smoke``: the deterministic synthetic set (generated on first use in ``work/smoke/raw``);
+        ``sample``: the real face sample (read in place); ``paper``: ``data_root`` is required.
+        """
+        given = str(self.params.get("data_root") or "")
+        if given:
+            p = Path(given).expanduser()
+            p = p if p.is_absolute() else paths.root() / p
+            if not p.is_dir():
+                raise FileNotFoundError(f"data_root {p} does not exist: pass a folder laid out as "
+                                        "{train,val,test}/{real,fake}/*")
+            return p
+        if self.profile == "sample":
+            p = paths.sample_data_dir()
+            if not p.is_dir():
+                raise FileNotFoundError(f"the sample profile reads the face sample at {p}, which is absent: "
+                                        "set DFIG_SAMPLE_DATA or pass data_root (see README, Data)")
+            return p
+        if self.profile == "paper":
+            raise FileNotFoundError("the paper profile needs data_root: the full 140k FFHQ + 1M-Fake-Faces "
+                                    "tree (README, Data)")
+        from dfig.data.synthetic import generate
+
+        return generate(self.work / "raw", seed=int(self.params.get("seed", 0)))
+
+    def stage_dir(self, name: str) -> Path:
+        """A stage's output folder inside the profile's work folder (``work/<profile>/<name>``)."""
+        return self.work / name
+
+    def require(self, name: str, made_by: str) -> Path:
+        """An earlier stage's output folder, or a clear error naming the notebook to run first."""
+        p = self.stage_dir(name)
+        if not (p / "dfig_stage.json").exists():
+            raise FileNotFoundError(
+                f"{p} is missing or incomplete: run notebooks/{made_by}.ipynb first with profile="
+                f"{self.profile!r} (or `python run_all.py --profile {self.profile}`)."
+            )
+        return p
+
+    @property
+    def synthetic(self) -> bool:
+        from dfig.data.synthetic import is_synthetic
+
+        try:
+            return is_synthetic(self.data_root())
+        except FileNotFoundError:
+            return False
+
+    def label(self) -> str:
+        """Tag for figure titles: says 'SYNTHETIC data' when the data are synthetic."""
+        return f"[{self.profile} profile, SYNTHETIC data]" if self.synthetic else f"[{self.profile} profile]"
+
+
+def start(notebook: str, namespace: dict[str, Any]) -> RunContext:
+    """Set up a notebook run from its parameters (see module doc); prints a one-line header."""
+    params = collect_params(namespace)
+    profile = str(params.get("profile", "smoke"))
+    os.environ["DFIG_PROFILE"] = profile
+    os.environ.setdefault("DFIG_NOTEBOOK", notebook)
+    if os.environ.get("DFIG_NOTEBOOK") != notebook:  # interactive session that ran another notebook
+        os.environ["DFIG_NOTEBOOK"] = notebook
+    os.environ["DFIG_PARAMS"] = json.dumps(params, default=str)
+    if "allow_fallbacks" in params:
+        os.environ["DFIG_ALLOW_FALLBACKS"] = "1" if params["allow_fallbacks"] else "0"
+    seed_everything(int(params.get("seed", 0)))
+    ctx = RunContext(notebook, profile, params, resolve_device(str(params.get("device", "auto"))))
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    print(f"{notebook}: profile={profile} device={ctx.device} work={ctx.work} reports={ctx.reports}")
+    return ctx
+
+
+def train_run_name(params: dict[str, Any]) -> str:
+    """Name of a training run: ``<arch>_mode<mode>`` or ``<arch>_<tag>`` for ablations."""
+    if params.get("name"):
+        return str(params["name"])
+    arch = params.get("arch", "mobilev2")
+    return f"{arch}_{params['tag']}" if params.get("tag") else f"{arch}_mode{params.get('train_mode', 0)}"
