@@ -63,16 +63,23 @@ def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any])
         nb = spec["notebook"]
         for item in spec.get("grid", [{}]):
             params = {**common, **spec.get("params", {}), **item, **overrides}
-            runs.append({"notebook": nb, "name": run_tag(nb, item), "parameters": params})
+            strict = set(spec.get("params", {})) | set(item)
+            runs.append({"notebook": nb, "name": run_tag(nb, item), "parameters": params, "strict": strict})
     return runs
 
 
-def check_parameters(runs: list[dict[str, Any]]) -> None:
-    """Fail before running anything if a run passes a name its notebook does not declare."""
+def check_parameters(runs: list[dict[str, Any]], overrides: dict[str, Any] | None = None) -> None:
+    """Check every run's parameter names against its notebook (papermill's inspect), before running.
+
+    Names a profile gives a notebook or grid point must be declared by that notebook; names from
+    ``common`` (and ``--set``) go to the notebooks that declare them, and must be declared by at
+    least one. Undeclared common names are dropped from a run's parameters.
+    """
     import papermill as pm
 
     declared: dict[str, set[str]] = {}
     errors = []
+    used: set[str] = set()
     for r in runs:
         nb = r["notebook"]
         path = NOTEBOOKS / f"{nb}.ipynb"
@@ -81,10 +88,15 @@ def check_parameters(runs: list[dict[str, Any]]) -> None:
             continue
         if nb not in declared:
             declared[nb] = set(pm.inspect_notebook(str(path)))
-        unknown = sorted(set(r["parameters"]) - declared[nb])
+        strict = r.get("strict", set(r["parameters"]))
+        unknown = sorted(set(strict) - declared[nb])
         if unknown:
             errors.append(f"{r['name']}: {path.name} has no parameter(s) {unknown}; "
                           f"it declares {sorted(declared[nb])}")
+        r["parameters"] = {k: v for k, v in r["parameters"].items() if k in declared[nb]}
+        used |= set(r["parameters"])
+    for k in sorted(set(overrides or {}) - used):
+        errors.append(f"--set {k}: no notebook in this selection declares {k!r}")
     if errors:
         raise SystemExit("parameter check failed:\n  " + "\n  ".join(errors))
 
@@ -129,7 +141,7 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
     })
     t0 = time.time()
     entry = {"run": run["name"], "notebook": f"notebooks/{run['notebook']}.ipynb",
-             "output": str(out.relative_to(paths.root())), "parameters": run["parameters"]}
+             "output": paths.rel(out), "parameters": run["parameters"]}
     try:
         pm.execute_notebook(str(NOTEBOOKS / f"{run['notebook']}.ipynb"), str(out),
                             parameters=run["parameters"], cwd=str(NOTEBOOKS), progress_bar=False,
@@ -181,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     runs = expand(profile, args.data, parse_overrides(args.set))
+    check_parameters(runs, parse_overrides(args.set))
     if args.only:
         runs = [r for r in runs if any(r["name"].startswith(o) for o in args.only)]
         if not runs:
@@ -189,14 +202,6 @@ def main(argv: list[str] | None = None) -> int:
         for i, r in enumerate(runs, 1):
             print(f"{i:2d}. {r['name']}\n    {r['parameters']}")
         return 0
-    if args.set:  # only keep overrides the notebook declares
-        import papermill as pm
-
-        for r in runs:
-            declared = set(pm.inspect_notebook(str(NOTEBOOKS / f"{r['notebook']}.ipynb")))
-            r["parameters"] = {k: v for k, v in r["parameters"].items()
-                               if k in declared or k not in parse_overrides(args.set)}
-    check_parameters(runs)
     preflight(profile, runs)
 
     t_start = time.time()

@@ -83,11 +83,7 @@ def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] 
     ``DFIG_PROFILE``, ``DFIG_PARAMS``); in an interactive session it says so.
     """
     src = dict(source) if source is not None else current_source()
-    out = Path(output).resolve()
-    try:
-        key = str(out.relative_to(paths.root()))
-    except ValueError:
-        key = str(out)
+    key = paths.rel(output)
     prov_file = paths.reports_dir() / "provenance.json"
     prov = load_json(prov_file) if prov_file.exists() else {}
     prov[key] = {**src, "written": datetime.now(UTC).isoformat(timespec="seconds")}

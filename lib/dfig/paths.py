@@ -116,3 +116,12 @@ def paper_dir() -> Path:
 def paper_pdf() -> Path:
     """The published paper at the top level (rebuilt by the sample and paper profiles)."""
     return root() / "DFIG_v2.pdf"
+
+
+def rel(p: str | os.PathLike[str]) -> str:
+    """``p`` relative to the project root when it lies inside it, else absolute (for logs, manifests)."""
+    q = Path(p).resolve()
+    try:
+        return str(q.relative_to(root()))
+    except ValueError:
+        return str(q)

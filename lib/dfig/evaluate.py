@@ -1,0 +1,237 @@
+"""Evaluation of a profile's training runs: metrics with bootstrap intervals and the paper's tables.
+
+Every table is built from the per-run files the training notebook writes
+(``reports/<profile>/metrics/train_<run>.json`` and ``predictions/<run>_{val,test}.csv``) and is
+returned as ``(DataFrame, caption)``. Values the original paper reported come from
+``paper/reported.yaml`` and sit in columns whose names start with ``reported``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from dfig import io, paths
+from dfig.metrics import bootstrap_ci, compute_metrics
+
+BACKBONE_NAMES = {"res50": "ResNet-50", "mobilev2": "MobileNetV2", "res34": "ResNet-34"}
+
+
+@dataclass
+class Run:
+    """One training run: its metrics JSON and its per-image predictions."""
+
+    name: str
+    meta: dict[str, Any]
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+    @property
+    def arch(self) -> str:
+        return str(self.meta["arch"])
+
+    @property
+    def mode(self) -> str:
+        return str(self.meta["train_mode"])
+
+    @property
+    def tag(self) -> str:
+        return str(self.meta.get("tag") or "")
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold", 0.5))
+
+    def metrics(self, split: str = "test", threshold: float = 0.5) -> dict[str, float]:
+        df = self.test if split == "test" else self.val
+        return compute_metrics(df["label"].to_numpy(), df["p_fake"].to_numpy(), threshold)
+
+
+def load_runs(profile: str) -> dict[str, Run]:
+    """All training runs of a profile, by run name (sorted)."""
+    mdir, pdir = paths.metrics_dir(profile), paths.predictions_dir(profile)
+    runs = {}
+    for f in sorted(mdir.glob("train_*.json")):
+        meta = io.load_json(f)
+        name = meta["name"]
+        try:
+            val = pd.read_csv(pdir / f"{name}_val.csv")
+            test = pd.read_csv(pdir / f"{name}_test.csv")
+        except FileNotFoundError:
+            continue
+        runs[name] = Run(name, meta, val, test)
+    if not runs:
+        raise FileNotFoundError(f"no training runs in {mdir}: run notebooks/04_train.ipynb first "
+                                f"(or `python run_all.py --profile {profile}`)")
+    return runs
+
+
+def reported() -> dict[str, Any]:
+    """The values the original paper reported (paper/reported.yaml)."""
+    with open(paths.paper_dir() / "reported.yaml", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _row(run: Run, n_boot: int, seed: int) -> dict[str, Any]:
+    y, p = run.test["label"].to_numpy(), run.test["p_fake"].to_numpy()
+    m = compute_metrics(y, p, 0.5)
+    mv = run.metrics("val", 0.5)
+    m_thr = compute_metrics(y, p, run.threshold)
+    row: dict[str, Any] = {
+        "run": run.name, "backbone": BACKBONE_NAMES.get(run.arch, run.arch), "mode": run.mode,
+        "features": run.meta.get("features", ""), "spectra_channels": run.meta.get("spectra_channels", 1),
+        "val_acc": mv["acc"], "test_acc": m["acc"], "real_acc": m["real_acc"], "fake_acc": m["fake_acc"],
+    }
+    for metric in ("ap", "roc_auc"):
+        point, lo, hi = bootstrap_ci(y, p, metric=metric, n_boot=n_boot, seed=seed)
+        row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = point, lo, hi
+    row.update({"eer": m["eer"], "val_threshold": run.threshold, "test_acc_at_val_threshold": m_thr["acc"],
+                "epochs": run.meta.get("epochs"), "train_minutes": run.meta.get("train_minutes"),
+                "n_test": len(y), "pretrained": run.meta.get("pretrained_used", "")})
+    return row
+
+
+def models_table(runs: dict[str, Run], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per run: accuracy, real/fake accuracy, AP and ROC-AUC with 95% bootstrap CI, EER."""
+    return pd.DataFrame([_row(r, n_boot, seed) for r in runs.values()])
+
+
+def _find(models: pd.DataFrame, run: str) -> pd.Series | None:
+    sel = models[models["run"] == run]
+    return sel.iloc[0] if len(sel) else None
+
+
+def _pct(x: Any) -> float:
+    return float("nan") if x is None or pd.isna(x) else round(100.0 * float(x), 2)
+
+
+def _ours(models: pd.DataFrame, run: str, split: str = "test") -> dict[str, float]:
+    r = _find(models, run)
+    if r is None:
+        return {"acc": float("nan"), "auc": float("nan"), "ap": float("nan")}
+    return {"acc": _pct(r[f"{split}_acc"]), "auc": float(r["roc_auc"]), "ap": float(r["ap"])}
+
+
+def backbone_table(models: pd.DataFrame, rep: dict[str, Any]) -> pd.DataFrame:
+    """Tables 1 and 2: val and test accuracy and training time per backbone (fusion mode 0)."""
+    rows = []
+    for arch, label in BACKBONE_NAMES.items():
+        r = _find(models, f"{arch}_mode0")
+        rows.append({
+            "backbone": label, "val_acc": _pct(r["val_acc"]) if r is not None else float("nan"),
+            "test_acc": _pct(r["test_acc"]) if r is not None else float("nan"),
+            "test_auc": float(r["roc_auc"]) if r is not None else float("nan"),
+            "test_ap": float(r["ap"]) if r is not None else float("nan"),
+            "train_minutes": float(r["train_minutes"]) if r is not None and r["train_minutes"] is not None else float("nan"),
+            "reported_val_acc": rep["table1_val"][arch], "reported_test_acc": rep["table2_test"][arch],
+            "reported_hours": rep["table1_hours"][arch],
+        })
+    return pd.DataFrame(rows)
+
+
+def _pair_table(models: pd.DataFrame, rep_pair: dict[str, dict[str, float]],
+                variants: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """Rows = variants (label, run suffix per arch, reported key); columns per backbone: ours + reported."""
+    rows = []
+    for label, suffix, rep_key in variants:
+        row: dict[str, Any] = {"variant": label}
+        for arch, name in BACKBONE_NAMES.items():
+            o = _ours(models, f"{arch}_{suffix}")
+            row[f"{name} acc"] = o["acc"]
+            row[f"{name} AUC"] = o["auc"]
+            row[f"{name} reported acc"] = rep_pair[rep_key][arch]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _ablation(models: pd.DataFrame, variants: list[tuple[str, str]]) -> pd.DataFrame:
+    rows = []
+    for label, run in variants:
+        r = _find(models, run)
+        if r is None:
+            continue
+        rows.append({"input": label, "run": run, "test_acc": _pct(r["test_acc"]), "ap": r["ap"],
+                     "roc_auc": r["roc_auc"], "roc_auc_lo": r["roc_auc_lo"], "roc_auc_hi": r["roc_auc_hi"]})
+    return pd.DataFrame(rows, columns=["input", "run", "test_acc", "ap", "roc_auc", "roc_auc_lo", "roc_auc_hi"])
+
+
+def main_backbone(models: pd.DataFrame) -> str:
+    """The backbone the ablations use: the first of mobilev2, res50, res34 with an ablation run."""
+    for arch in ("mobilev2", "res50", "res34"):
+        if _find(models, f"{arch}_mode0") is not None:
+            return arch
+    return "mobilev2"
+
+
+def build_tables(runs: dict[str, Run], n_boot: int = 1000, seed: int = 0) -> dict[str, tuple[pd.DataFrame, str]]:
+    """All tables of the evaluation notebook and the paper, keyed by file name."""
+    rep = reported()
+    models = models_table(runs, n_boot, seed)
+    a = main_backbone(models)
+    A = BACKBONE_NAMES[a]
+    t = {
+        "models": (models, "All runs, test split: accuracy at 0.5, AP and ROC-AUC with 95% bootstrap CI, EER"),
+        "table1_2_backbones": (backbone_table(models, rep),
+                               "Tables 1-2: accuracy (%) per backbone, fusion mode 0; reported = original paper"),
+        "table4_sam": (_pair_table(models, rep["table4_sam"], [("without SAM", "nosam", "without"),
+                                                                ("with SAM", "mode0", "with")]),
+                       "Table 4: test accuracy (%) without / with the segmentation step"),
+        "table5_spectra": (_pair_table(models, rep["table5_spectra_channels"],
+                                       [("3-channel spectra", "spec3ch", "three"),
+                                        ("1-channel spectra", "mode0", "one")]),
+                           "Table 5: spectra per colour channel vs averaged (test accuracy %)"),
+        "table6_fusion": (_pair_table(models, rep["table6_fusion"],
+                                      [("AS+PS+LNP (mode 2)", "mode2", "mode2"),
+                                       ("Att(AS+PS+LNP) (mode 1)", "mode1", "mode1"),
+                                       ("Att(AS+PS)+LNP (mode 0)", "mode0", "mode0")]),
+                          "Table 6: fusion modes (test accuracy %)"),
+        "ablation_inputs": (_ablation(models, [("RGB face (no LNP)", f"{a}_rgb"), ("LNP only", f"{a}_lnponly"),
+                                               ("spectra only", f"{a}_speconly"),
+                                               ("LNP + spectra, mode 0", f"{a}_mode0")]),
+                            f"Our ablation ({A}): what the detector is given"),
+        "ablation_lnp_save": (_ablation(models, [("compat (original PNG arithmetic)", f"{a}_mode0"),
+                                                 ("clean (signed float16)", f"{a}_clean")]),
+                              f"Our ablation ({A}, mode 0): LNP save mode"),
+    }
+    return t
+
+
+def robustness_table(ctx: Any, run: str, max_images: int = 200) -> pd.DataFrame | None:
+    """Metrics of one run's best checkpoint under perturbations applied to the raw test photos."""
+    if not run:
+        return None
+    ckpt = paths.checkpoints_dir(ctx.profile) / run / "model_epoch_best.pth"
+    if not ckpt.exists():
+        print(f"robustness skipped: {ckpt} not found (run 04_train for {run})")
+        return None
+    from dfig.robustness import evaluate_robustness
+
+    return evaluate_robustness(ckpt, ctx.data_root(), split="test", max_images=max_images or None,
+                               device=ctx.device)
+
+
+def cross_generator_table(ctx: Any, run: str, test_dirs: list[str]) -> pd.DataFrame | None:
+    """Metrics of one run on extra raw test folders ({real,fake}/*) of other generators."""
+    if not test_dirs or not run:
+        return None
+    from dfig.predict import predict_folder
+
+    ckpt = paths.checkpoints_dir(ctx.profile) / run / "model_epoch_best.pth"
+    rows = []
+    for d in test_dirs:
+        df = predict_folder(ckpt, Path(d), raw=True, device=ctx.device)
+        m = compute_metrics(df["true_label"].to_numpy(), df["p_fake"].to_numpy(), 0.5)
+        rows.append({"test_folder": str(d), "n": len(df), "acc": m["acc"], "ap": m["ap"], "roc_auc": m["roc_auc"]})
+    return pd.DataFrame(rows)
+
+
+def summary(runs: dict[str, Run], tables: dict[str, tuple[pd.DataFrame, str]]) -> dict[str, Any]:
+    """A JSON-able summary: per-run test metrics with intervals."""
+    models = tables["models"][0]
+    return {"runs": {r["run"]: {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+                     for r in models.to_dict("records")}}
