@@ -43,14 +43,13 @@ def load_profile(name: str) -> dict[str, Any]:
 
 
 def run_tag(nb: str, item: dict[str, Any]) -> str:
-    """Name of one run of a notebook: the grid item's ``tag`` or its values joined."""
+    """Name of one run: the notebook, plus the training run name or the grid item's output folder."""
     if not item:
         return nb
-    if "tag" in item and nb != "04_train":
-        return f"{nb}__{item['tag']}"
     if nb == "04_train":
         return f"{nb}__{train_run_name(item)}"
-    return nb + "__" + "_".join(f"{v}" for v in item.values())
+    outputs = [str(v) for k, v in item.items() if k.endswith("_name")]  # e.g. faces_name, lnp_name
+    return nb + "__" + "_".join(outputs or [f"{v}" for v in item.values()])
 
 
 def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any]) -> list[dict[str, Any]]:
