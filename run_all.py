@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
             break
         entries.append(e)
         print(f"[{i}/{len(runs)}] {r['name']} ok in {e['seconds']:.0f}s", flush=True)
-    man = manifest.write_manifest(profile, entries, time.time() - t_start, status)
+        # keep the manifest current, so that the paper notebook (last) sees this invocation's runs
+        manifest.write_manifest(profile, entries, time.time() - t_start, 0, partial=bool(args.only))
+    man = manifest.write_manifest(profile, entries, time.time() - t_start, status, partial=bool(args.only))
     print(f"manifest: {man}")
     rep = paths.reports_dir(profile["name"])
     print(f"reports:  {rep} (figures/, tables/, metrics/, executed/)")

@@ -211,8 +211,9 @@ def robustness_table(ctx: Any, run: str, max_images: int = 200) -> pd.DataFrame 
         return None
     from dfig.robustness import evaluate_robustness
 
-    return evaluate_robustness(ckpt, ctx.data_root(), split="test", max_images=max_images or None,
-                               device=ctx.device)
+    limit = max(1, max_images // 2) if max_images else None  # per class
+    return evaluate_robustness(ckpt, ctx.data_root(), split="test", limit=limit, device=ctx.device,
+                               seed=int(ctx.params.get("seed", 0)), progress=True)
 
 
 def cross_generator_table(ctx: Any, run: str, test_dirs: list[str]) -> pd.DataFrame | None:

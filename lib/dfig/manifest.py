@@ -116,8 +116,12 @@ def weights_status() -> list[dict[str, Any]]:
         return [{"error": f"weights status unavailable: {e}"}]
 
 
-def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], seconds: float, status: int) -> Path:
-    """Write reports/<profile>/manifest.json (atomically) and return its path."""
+def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], seconds: float, status: int,
+                   partial: bool = False) -> Path:
+    """Write reports/<profile>/manifest.json (atomically) and return its path.
+
+    ``partial`` (``run_all.py --only``): runs recorded earlier and not redone now are kept.
+    """
     name = profile["name"]
     records = stage_records(name)
     man = {
@@ -139,7 +143,7 @@ def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], secon
     }
     dest = paths.reports_dir(name) / "manifest.json"
     old = io.load_json(dest) if dest.exists() else None
-    if old and entries and len(entries) < len(old.get("runs", [])):
+    if old and partial:
         # a partial run (--only): keep the entries of runs not redone
         done = {e["run"] for e in entries}
         man["runs"] = [e for e in old["runs"] if e["run"] not in done] + entries

@@ -164,9 +164,11 @@ def paper_data(profile: str) -> dict[str, Any]:
         "denoiser": (den.get("denoiser") or {}).get("method", "unknown") if isinstance(den.get("denoiser"), dict)
         else str(den.get("denoiser", "unknown")),
         "lnp_save_mode": den.get("save_mode", "unknown"),
-        "weights": [{"name": w.get("name", ""), "file": w.get("filename", w.get("file", "")),
-                     "status": w.get("status", "")} for w in man.get("weights", []) if "name" in w],
-        "fallbacks": [{"fallback": f["fallback"], "instead_of": f["instead_of"], "reason": f["reason"][:160],
+        "weights": [{"name": w.get("name", ""), "file": w.get("file", ""),
+                     "status": w.get("state", ""), "sha256": (w.get("sha256") or "")[:16]}
+                    for w in man.get("weights", []) if "name" in w],
+        "fallbacks": [{"fallback": f["fallback"], "instead_of": f["instead_of"],
+                       "reason": f["reason"].split(". ")[0][:140],
                        "used_in": ", ".join(f.get("used_in", []))} for f in fallbacks],
         "runs": [{"run": e["run"], "seconds": fmt(e.get("seconds"), 0), "status": e.get("status", "")}
                  for e in man.get("runs", [])],
