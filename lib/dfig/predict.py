@@ -1,0 +1,397 @@
+"""Inference with a trained detector on a folder of LNPs or of raw photos (``python -m dfig.predict``).
+
+Two inputs:
+
+- an LNP folder (``raw=False``): files made by ``dfig.lnp`` (``.png`` compat / ``.npy`` clean), or face
+  images for a detector trained on images (mode ``"lnp"`` on RGB faces);
+- raw photos (``raw=True``): segmentation -> LNP -> classification in one go, in memory. The feature
+  pipeline is rebuilt EXACTLY as recorded in the checkpoint's ``"features"`` (the ``dfig_stage.json``
+  of the tree it was trained on, with its nested ``"input"`` stages): the segmenter and its prompt (or
+  the recorded fallback), the face format (PNG lossless / cv2 JPEG q95), the denoiser (CycleISP file
+  with the same SHA-256, or the classical fallback with the same parameters), the save mode (compat:
+  BGR into the denoiser, ``clamp -> uint8 -> x255`` wraparound via :func:`dfig.lnp.compat_encode`;
+  clean: float16 signed residual). A component that was real in training but is unavailable now is
+  an error, never a silent substitute.
+
+Sizes, crops and normalisation come from the checkpoint's stored training options (eval transform
+of :mod:`dfig.train`). Labels are read from the folder structure when every file sits under a
+``real``/``fake`` (or ``0_real``/``1_fake``) folder. The CSV is written atomically and never into the
+input folder: by default next to the checkpoint (``predictions_<folder>[_raw].csv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dfig import io
+from dfig.data.layout import CLASS_DIRS, IMAGE_EXTS, Sample, list_images
+
+INPUT_EXTS: tuple[str, ...] = (*IMAGE_EXTS, ".npy")
+FEATURE_STAGES: tuple[str, ...] = ("segmentation", "lnp")
+
+
+class PipelineMismatchError(RuntimeError):
+    """The feature pipeline recorded in a checkpoint cannot be rebuilt exactly here."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the recorded feature pipeline, rebuilt in memory
+
+
+def stage_chain(features: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The recorded stages from the raw data outwards, e.g. ``[segmentation meta, lnp meta]``.
+
+    A tree that no dfig stage made (raw photos, ``{}``, or the synthetic generator's record) ends the
+    chain. Raises :class:`PipelineMismatchError` for an unknown stage.
+    """
+    chain = []
+    meta = dict(features or {})
+    while meta.get("stage") and not meta.get("synthetic"):  # the generator's record is raw data
+        if meta["stage"] not in FEATURE_STAGES:
+            raise PipelineMismatchError(f"unknown feature stage {meta['stage']!r} in the checkpoint's features "
+                                        f"record; known: {FEATURE_STAGES}")
+        chain.append(meta)
+        meta = dict(meta.get("input") or {})
+    return chain[::-1]
+
+
+def _rebuild_segmenter(meta: dict[str, Any], device: str) -> Any:
+    from dfig.segment import build_segmenter
+
+    rec = dict(meta.get("segmenter") or {})
+    method = rec.get("method") or rec.get("name")
+    if method == "sam":
+        w = rec.get("weights") or {}
+        ckpt = w.get("path") if w.get("path") and Path(w["path"]).is_file() else None
+        from dfig.fallback import FallbackNotAllowed
+
+        try:
+            seg, new = build_segmenter("sam", model_type=rec.get("model_type", "vit_h"), checkpoint=ckpt,
+                                       prompt=rec.get("prompt", "points"), device=device, allow_fallback=False,
+                                       verify=w.get("verify", "size"))
+        except (FallbackNotAllowed, FileNotFoundError) as e:
+            raise PipelineMismatchError(
+                f"the detector was trained on faces segmented with SAM {rec.get('model_type')} "
+                f"({w.get('file')}), which is not available here; a substitute mask would change the "
+                f"features. Put the file in the weights folder (`python -m dfig.weights`). ({e})") from e
+        want, got = w.get("sha256"), (new.get("weights") or {}).get("sha256")
+        if want and got and want != got:
+            raise PipelineMismatchError(f"the detector was trained on faces segmented with SAM weights sha256 "
+                                        f"{want[:16]}..., but {new['weights']['path']} has sha256 {got[:16]}...")
+        return seg
+    if method in ("prior", "none"):
+        seg, _ = build_segmenter(method, allow_fallback=True)  # the recorded (already labelled) fallback
+        return seg
+    raise PipelineMismatchError(f"cannot rebuild segmenter {method!r} recorded in the checkpoint")
+
+
+def _rebuild_denoiser(meta: dict[str, Any], device: str) -> Any:
+    from dfig.denoise import ClassicalDenoiser, load_cycleisp
+
+    rec = dict(meta.get("denoiser") or {})
+    method = rec.get("method")
+    if method == "classical":
+        return ClassicalDenoiser(**dict(rec.get("classical") or {}))
+    if method == "cycleisp":
+        path = rec.get("path") if rec.get("path") and Path(rec["path"]).is_file() else None
+        try:
+            den = load_cycleisp(path, device)
+        except FileNotFoundError as e:
+            raise PipelineMismatchError(
+                "the detector was trained on CycleISP LNPs but the CycleISP weights are not available here "
+                f"({str(e).splitlines()[0]}); a classical substitute would change the features") from e
+        want, got = rec.get("sha256"), den.source.get("sha256")
+        if want and got and want != got:
+            raise PipelineMismatchError(f"CycleISP weights differ from the training features' (sha256 "
+                                        f"{str(want)[:16]}... recorded, {str(got)[:16]}... found)")
+        return den
+    raise PipelineMismatchError(f"cannot rebuild denoiser {method!r} recorded in the checkpoint")
+
+
+def _face_roundtrip(face_rgb: np.ndarray, face_format: str) -> np.ndarray:
+    """What reading the saved face file gives back: PNG lossless (identity), JPEG via cv2 at q95."""
+    if face_format != "jpg":
+        return face_rgb
+    import cv2
+
+    from dfig.segment import _encode_face
+
+    bgr = cv2.imdecode(np.frombuffer(_encode_face(face_rgb, "jpg"), np.uint8), cv2.IMREAD_COLOR)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+@dataclass
+class FeaturePipeline:
+    """Raw photo -> the object the training reader returned for its feature file.
+
+    That is an RGB PIL image for PNG trees (compat LNPs, faces) and a float32 HxWx3 array for clean
+    ``.npy`` LNPs, so the detector's eval transform applies unchanged.
+    """
+
+    features: dict[str, Any]
+    device: str = "cpu"
+    chain: list[dict[str, Any]] = field(init=False)
+    segmenter: Any = field(init=False, default=None)
+    seg_meta: dict[str, Any] | None = field(init=False, default=None)
+    denoiser: Any = field(init=False, default=None)
+    lnp_meta: dict[str, Any] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        from dfig.lnp import prepare
+
+        self.chain = stage_chain(self.features)
+        for meta in self.chain:
+            if meta["stage"] == "segmentation":
+                if self.lnp_meta is not None:
+                    raise PipelineMismatchError("segmentation after LNP extraction is not a DFIG pipeline")
+                self.seg_meta, self.segmenter = meta, _rebuild_segmenter(meta, self.device)
+            elif meta["stage"] == "lnp":
+                self.lnp_meta = meta
+                self.denoiser = prepare(_rebuild_denoiser(meta, self.device), self.device)
+
+    def describe(self) -> str:
+        parts = []
+        if self.seg_meta:
+            rec = self.seg_meta.get("segmenter") or {}
+            parts.append(f"segment[{rec.get('name')}, face {self.seg_meta.get('face_format', 'png')}]")
+        if self.lnp_meta:
+            parts.append(f"LNP[{(self.lnp_meta.get('denoiser') or {}).get('method')}, "
+                         f"{self.lnp_meta.get('save_mode')}]")
+        return " -> ".join(parts) or "identity (detector trained on raw images)"
+
+    @property
+    def save_mode(self) -> str | None:
+        return self.lnp_meta.get("save_mode", "compat") if self.lnp_meta else None
+
+    def from_path(self, path: str | os.PathLike[str]) -> Image.Image | np.ndarray:
+        """Features of one raw file, read as the recorded first stage read its inputs."""
+        from dfig.data.images import load_rgb
+
+        p = Path(path)
+        if self.seg_meta is None and self.lnp_meta is not None:
+            from dfig.lnp import read_input  # compat: cv2 BGR; clean: PIL RGB - as the LNP stage read it
+
+            return self._lnp(read_input(p, self.save_mode))
+        return self.from_rgb(np.asarray(load_rgb(p)))
+
+    def from_rgb(self, rgb: np.ndarray | Image.Image) -> Image.Image | np.ndarray:
+        """Features of one decoded RGB uint8 image (used for perturbed images)."""
+        rgb = np.ascontiguousarray(np.asarray(rgb.convert("RGB") if isinstance(rgb, Image.Image) else rgb))
+        if self.seg_meta is not None:
+            from dfig.segment import apply_mask
+
+            face = apply_mask(rgb, self.segmenter.segment(rgb).mask)
+            rgb = _face_roundtrip(face, self.seg_meta.get("face_format", "png"))
+        if self.lnp_meta is None:
+            return Image.fromarray(rgb)
+        return self._lnp(np.ascontiguousarray(rgb[:, :, ::-1]) if self.save_mode == "compat" else rgb)
+
+    def _lnp(self, img: np.ndarray) -> Image.Image | np.ndarray:
+        """``img`` in the denoiser's channel order (BGR compat / RGB clean) -> what the reader returns."""
+        from dfig.lnp import compat_encode, lnp_batch
+
+        r = lnp_batch(self.denoiser, [img], self.device, self.lnp_meta.get("precision", "fp32"))[0]
+        if self.save_mode == "compat":
+            u8 = compat_encode(r)  # BGR order, as cv2 wrote it; PIL reads the file back as RGB
+            return Image.fromarray(np.ascontiguousarray(u8[:, :, ::-1]))
+        return r.astype(np.float16).astype(np.float32)  # the clean .npy is float16
+
+
+def build_feature_pipeline(features: dict[str, Any] | None, device: str = "cpu") -> FeaturePipeline:
+    """Rebuild the recorded feature pipeline (see :class:`FeaturePipeline`)."""
+    return FeaturePipeline(dict(features or {}), device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# labels, model, data
+
+
+def label_of(path: Path, root: Path) -> int | None:
+    """0/1 from the nearest ``real``/``fake`` (``0_real``/``1_fake``) folder between ``root`` and the file."""
+    try:
+        parts = path.resolve().relative_to(root.resolve()).parts[:-1]
+    except ValueError:
+        return None
+    for name in reversed(parts):
+        if name in CLASS_DIRS:
+            return CLASS_DIRS[name]
+    return None
+
+
+def load_for_inference(model_path: str | os.PathLike[str], backbone: str | None = None,
+                       mode: int | str | None = None, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any], Any]:
+    """``(model, checkpoint, TrainOptions)``; wrong ``backbone``/``mode`` -> error naming what the file holds."""
+    from dfig.models import load_detector
+    from dfig.train import TrainOptions, resolve_device
+
+    dev = resolve_device(device)
+    model, ck = load_detector(model_path, map_location=dev, expect_arch=backbone, expect_mode=mode)
+    stored = dict(ck.get("options") or {})
+    known = {f for f in TrainOptions.__dataclass_fields__}
+    opts = TrainOptions(**{k: v for k, v in stored.items() if k in known})
+    return model, ck, opts
+
+
+def _dataset(samples: list[Sample], opts: Any, reader: Any, policy: str) -> Any:
+    from dfig.data.dataset import ImageDataset
+    from dfig.data.transforms import build_transform
+    from dfig.train import augment_options
+
+    tf = build_transform(augment_options(opts, for_eval=True), train=False, normalize=opts.normalize)
+    return ImageDataset(samples, tf, reader=reader, policy=policy, precheck=False)
+
+
+def _scores(model: torch.nn.Module, ds: Any, opts: Any, batch_size: int, device: str,
+            progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    from dfig.data.dataset import make_loader
+    from dfig.train import _eval_kwargs, evaluate, resolve_device
+
+    loader = make_loader(ds, batch_size=batch_size, shuffle=False, workers=0)
+    _, p, idx = evaluate(model, loader, resolve_device(device), progress=progress, return_index=True,
+                         **_eval_kwargs(opts))
+    return p, idx
+
+
+def _samples(files: Sequence[Path], root: Path) -> list[Sample]:
+    out = []
+    for f in files:
+        lab = label_of(f, root)
+        out.append(Sample(f, -1 if lab is None else lab, "predict", "unknown" if lab is None else
+                          ("real", "fake")[lab]))
+    return out
+
+
+def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathLike[str], raw: bool = False,
+                   backbone: str | None = None, mode: int | str | None = None, batch_size: int = 32,
+                   device: str = "cpu", threshold: float | str = 0.5, policy: str = "skip",
+                   progress: bool = False) -> Any:
+    """Score every image under ``input_dir``; returns a DataFrame.
+
+    Columns: ``path, p_fake, pred_label`` (``p_fake > threshold``; ``threshold="val"`` uses the
+    checkpoint's validation threshold) and ``true_label`` when every file lies under a real/fake
+    folder. ``raw=True``: ``input_dir`` holds raw photos and the checkpoint's feature pipeline runs
+    in memory first. Bad files are skipped and listed in ``df.attrs["skipped"]`` (``policy="skip"``)
+    or raise (``"strict"``). ``df.attrs`` also holds the checkpoint, threshold and pipeline used.
+    """
+    import pandas as pd
+
+    from dfig.data.images import check_files
+    from dfig.runlog import RunReport
+
+    root = Path(input_dir)
+    model, ck, opts = load_for_inference(model_path, backbone, mode, device)
+    thr = float(ck.get("threshold", 0.5)) if str(threshold) == "val" else float(threshold)
+    files = list_images(root, IMAGE_EXTS if raw else INPUT_EXTS)
+    if not files:
+        raise FileNotFoundError(f"{root}: no images found ({', '.join(IMAGE_EXTS if raw else INPUT_EXTS)})")
+    report = RunReport("predict")
+    if raw:
+        pipeline = build_feature_pipeline(ck.get("features"), device=str(device))
+        files = check_files(files, policy=policy, report=report)
+        reader, described = pipeline.from_path, pipeline.describe()
+    else:
+        from dfig.data.dataset import load_sample_image
+
+        reader, described = load_sample_image, "read from files"
+        good = []
+        for f in files:  # same check the training reader does, with the same policy
+            try:
+                load_sample_image(f)
+                good.append(f)
+            except ValueError as e:  # BadImageError
+                if policy == "strict":
+                    raise
+                report.fail(f, str(getattr(e, "reason", e)))
+        files = good
+    samples = _samples(files, root)
+    ds = _dataset(samples, opts, reader, policy)
+    p, idx = _scores(model, ds, opts, batch_size, str(device), progress)
+    kept = [samples[i] for i in idx]
+    df = pd.DataFrame({"path": [str(s.path) for s in kept], "p_fake": p.astype(float),
+                       "pred_label": (p > thr).astype(int)})
+    if kept and all(s.label in (0, 1) for s in kept):
+        df["true_label"] = [s.label for s in kept]
+    df.attrs.update(model_path=str(model_path), threshold=thr, raw=raw, pipeline=described,
+                    skipped=list(report.failed), config=ck.get("config"))
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# output and CLI
+
+
+def default_output_csv(model_path: str | os.PathLike[str], input_dir: str | os.PathLike[str], raw: bool) -> Path:
+    """``<checkpoint folder>/predictions_<input folder name>[_raw].csv``."""
+    name = Path(input_dir).resolve().name or "input"
+    return Path(model_path).resolve().parent / f"predictions_{name}{'_raw' if raw else ''}.csv"
+
+
+def write_predictions(df: Any, dest: str | os.PathLike[str], input_dir: str | os.PathLike[str]) -> Path:
+    """Write the CSV atomically; refuses a destination inside ``input_dir``."""
+    dest, inp = Path(dest).resolve(), Path(input_dir).resolve()
+    if inp in dest.parents:
+        raise ValueError(f"{dest} lies inside the input folder {inp}: predictions are never written into "
+                         "the input tree; choose another --output_csv")
+    io.atomic_write_text(dest, df.to_csv(index=False))
+    return dest
+
+
+def summary(df: Any) -> dict[str, Any]:
+    """Counts, mean p_fake and (when labels are known) metrics at the threshold used."""
+    out: dict[str, Any] = {"n": int(len(df)), "pred_fake": int(df["pred_label"].sum()),
+                           "pred_real": int((1 - df["pred_label"]).sum()),
+                           "mean_p_fake": float(df["p_fake"].mean()) if len(df) else float("nan"),
+                           "threshold": df.attrs.get("threshold"), "skipped": len(df.attrs.get("skipped", []))}
+    if "true_label" in df and len(df):
+        from dfig.metrics import compute_metrics
+
+        m = compute_metrics(df["true_label"].to_numpy(), df["p_fake"].to_numpy(), out["threshold"] or 0.5)
+        out["metrics"] = {k: float(m[k]) for k in ("acc", "real_acc", "fake_acc", "ap", "roc_auc", "eer")}
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m dfig.predict --backbone res50 --mode 0 --model_path F --input_dir D [--raw]``."""
+    ap = argparse.ArgumentParser(prog="python -m dfig.predict", description="Score a folder with a trained detector.")
+    ap.add_argument("--model_path", required=True, help="model_epoch_best.pth of a dfig.train run")
+    ap.add_argument("--input_dir", required=True, help="LNP folder (or raw photos with --raw)")
+    ap.add_argument("--backbone", "--arch", dest="backbone", default=None,
+                    help="res50 | mobilev2 | res34: checked against the checkpoint")
+    ap.add_argument("--mode", default=None, help="0 | 1 | 2 | lnp | spec: checked against the checkpoint")
+    ap.add_argument("--raw", action="store_true", help="input_dir holds raw photos: segment -> LNP in memory")
+    ap.add_argument("--output_csv", default=None, help="default: next to the checkpoint")
+    ap.add_argument("--threshold", default="0.5", help="0.5 (default), a number, or 'val' (the checkpoint's)")
+    ap.add_argument("--batch_size", type=int, default=32)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--policy", default="skip", choices=("skip", "strict"))
+    ap.add_argument("--no_progress", action="store_true")
+    a = ap.parse_args(argv)
+    thr: float | str = "val" if a.threshold == "val" else float(a.threshold)
+    df = predict_folder(a.model_path, a.input_dir, raw=a.raw, backbone=a.backbone, mode=a.mode,
+                        batch_size=a.batch_size, device=a.device, threshold=thr, policy=a.policy,
+                        progress=not a.no_progress)
+    dest = write_predictions(df, a.output_csv or default_output_csv(a.model_path, a.input_dir, a.raw), a.input_dir)
+    s = summary(df)
+    print(f"features: {df.attrs['pipeline']}")
+    print(f"{s['n']} images scored ({s['skipped']} skipped): {s['pred_fake']} predicted fake, "
+          f"{s['pred_real']} real at threshold {s['threshold']:.4g}; mean p_fake {s['mean_p_fake']:.4f}")
+    for p, r in df.attrs["skipped"][:20]:
+        print(f"  SKIPPED {p}: {r}")
+    if "metrics" in s:
+        print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in s["metrics"].items()))
+    print(f"predictions: {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
