@@ -18,6 +18,10 @@ from typing import Any
 from dfig import paths
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; on success it replaces ``dest`` atomically.
@@ -31,6 +35,7 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():
