@@ -112,6 +112,8 @@ class TrainOptions:
     channels_last: bool = False
     policy: str = "skip"                 # bad files: skip (counted) | strict
     max_train: int | None = None         # ours, for quick runs: use at most this many training images
+    bn_recalibrate: int = 16             # ours: before validating, re-estimate BatchNorm statistics on this
+                                         # many training batches (0 = the original: running averages only)
     evaluate_test: bool = True           # evaluate the best checkpoint on test after training
     progress: bool = True                # tqdm bars
     extra: dict[str, Any] = field(default_factory=dict)
@@ -518,6 +520,40 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
     return contextlib.nullcontext()
 
 
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, loader: torch.utils.data.DataLoader, device: str | torch.device,
+                   max_batches: int = 16, channels_last: bool = False) -> int:
+    """Re-estimate every BatchNorm's running mean/var on up to ``max_batches`` training batches.
+
+    Trained from scratch on a few hundred images, BatchNorm's exponential running averages lag far
+    behind the weights (MobileNetV2 then gives one constant score in eval mode). A cumulative
+    average over fresh batches with the final weights ("precise BN") fixes eval mode without
+    touching the weights. Returns the number of batches used.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return 0
+    was_training = model.training
+    saved = [b.momentum for b in bns]
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None  # cumulative moving average
+    model.train()
+    n = 0
+    for batch in loader:
+        x = batch[0].to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        model(x)
+        n += 1
+        if n >= max_batches:
+            break
+    for b, mom in zip(bns, saved):
+        b.momentum = mom
+    model.train(was_training)
+    return n
+
+
 def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, scaler: Any = None, amp: bool = False, channels_last: bool = False,
                     progress: bool = False, desc: str = "train") -> tuple[float, int]:
@@ -661,6 +697,9 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             row: dict[str, Any] = {"epoch": done_epochs, "step": step, "lr": lr_used, "train_loss": train_loss}
             validate_now = done_epochs % opts.val_every == 0 or done_epochs == opts.niter
             if validate_now:
+                if opts.bn_recalibrate:
+                    recalibrate_bn(model, _loader(train_ds, opts, shuffle=True, seed=opts.seed + 7),
+                                   device, opts.bn_recalibrate, opts.channels_last)
                 y, p, vloss = evaluate(model, val_loader, device, channels_last=opts.channels_last,
                                        return_loss=True, **_eval_kwargs(opts))
                 vm = _val_metrics(y, p, vloss)
