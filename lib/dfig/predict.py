@@ -314,7 +314,9 @@ def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathL
                 report.fail(f, str(getattr(e, "reason", e)))
         files = good
     samples = _samples(files, root)
-    ds = _dataset(samples, opts, reader, policy)
+    from dfig.train import region_reader
+
+    ds = _dataset(samples, opts, region_reader(reader, opts.center_region), policy)
     p, idx = _scores(model, ds, opts, batch_size, str(device), progress)
     kept = [samples[i] for i in idx]
     df = pd.DataFrame({"path": [str(s.path) for s in kept], "p_fake": p.astype(float),

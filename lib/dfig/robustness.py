@@ -61,6 +61,7 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
     from dfig.metrics import bootstrap_ci, compute_metrics
     from dfig.predict import _dataset, _scores, build_feature_pipeline, load_for_inference
     from dfig.runlog import RunReport
+    from dfig.train import region_reader
 
     model, ck, opts = load_for_inference(model_path, device=device)
     thr = float(ck.get("threshold", 0.5))
@@ -73,7 +74,8 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
     samples = [s for s in samples if s.path in good]
     rows = []
     for name, kind, level in tqdm(list(perturbations), desc="perturbations", disable=not progress):
-        ds = _dataset(samples, opts, _perturbed_reader(pipeline, kind, level), policy)
+        ds = _dataset(samples, opts, region_reader(_perturbed_reader(pipeline, kind, level), opts.center_region),
+                      policy)
         p, idx = _scores(model, ds, opts, batch_size, str(device), progress)
         y = np.array([samples[i].label for i in idx])
         m = compute_metrics(y, p, 0.5)

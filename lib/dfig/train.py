@@ -112,6 +112,8 @@ class TrainOptions:
     channels_last: bool = False
     policy: str = "skip"                 # bad files: skip (counted) | strict
     max_train: int | None = None         # ours, for quick runs: use at most this many training images
+    center_region: int | None = None     # ours: keep the central NxN region of every image before the
+                                         # transform (aligned faces: the face), train and eval alike
     bn_recalibrate: int = 16             # ours: before validating, re-estimate BatchNorm statistics on this
                                          # many training batches (0 = the original: running averages only)
     evaluate_test: bool = True           # evaluate the best checkpoint on test after training
@@ -375,7 +377,37 @@ def build_dataset(samples: Sequence[Any], opts: TrainOptions, train: bool) -> An
     from dfig.data.transforms import build_transform
 
     tf = build_transform(augment_options(opts, for_eval=not train), train=train, normalize=opts.normalize)
-    return ImageDataset(list(samples), tf, reader=load_sample_image, policy=opts.policy)
+    return ImageDataset(list(samples), tf, reader=region_reader(load_sample_image, opts.center_region),
+                        policy=opts.policy)
+
+
+class CenterRegion:
+    """Reader wrapper: keep the central ``size x size`` region of what ``reader`` returns (PIL or HxWxC
+    array); images smaller than ``size`` pass unchanged. Picklable (DataLoader workers)."""
+
+    def __init__(self, reader: Any, size: int) -> None:
+        self.reader, self.size = reader, int(size)
+
+    def __call__(self, path: Any) -> Any:
+        return center_region(self.reader(path), self.size)
+
+
+def center_region(img: Any, size: int | None) -> Any:
+    """The central ``size x size`` region of a PIL image or HxWxC array (unchanged if smaller or None)."""
+    if not size:
+        return img
+    w, h = img.size if hasattr(img, "size") and not isinstance(img, np.ndarray) else (img.shape[1], img.shape[0])
+    if w < size or h < size:
+        return img
+    left, top = (w - size) // 2, (h - size) // 2
+    if isinstance(img, np.ndarray):
+        return img[top:top + size, left:left + size]
+    return img.crop((left, top, left + size, top + size))
+
+
+def region_reader(reader: Any, size: int | None) -> Any:
+    """``reader`` itself, or wrapped in :class:`CenterRegion` when ``size`` is set."""
+    return CenterRegion(reader, size) if size else reader
 
 
 def _loader(dataset: Any, opts: TrainOptions, shuffle: bool, seed: int, dist_info: DistInfo | None = None,
@@ -830,7 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
             ap.add_argument(flag, type=lambda s: None if s.lower() in ("", "none") else s, default=d)
         elif f.name == "max_minutes":
             ap.add_argument(flag, type=float, default=d)
-        elif f.name in ("max_train", "eval_cropSize"):
+        elif f.name in ("max_train", "eval_cropSize", "center_region"):
             ap.add_argument(flag, type=int, default=d)
         else:
             ap.add_argument(flag, type=type(d), default=d)
