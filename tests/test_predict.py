@@ -259,3 +259,11 @@ def test_robustness_rows_and_perturbed_features(trees: dict[str, Path], tmp_path
     ref = np.asarray(_perturbed_reader(pipe, None, None)(f))
     np.testing.assert_array_equal(ref, np.asarray(pipe.from_rgb(np.asarray(load_rgb(f)))))
     assert not np.array_equal(ref, np.asarray(_perturbed_reader(pipe, "jpeg", 50)(f)))
+
+
+def test_center_region_option_is_applied_in_predict(trees: dict[str, Path], tmp_path: Path) -> None:
+    ck = fake_checkpoint(tmp_path / "m.pth", io.read_stage_meta(trees["compat"]), center_region=40,
+                         eval_cropSize=40)
+    d_lnp = predict_folder(ck, trees["compat"])
+    d_raw = predict_folder(ck, trees["raw"], raw=True)
+    np.testing.assert_allclose(np.sort(d_lnp["p_fake"]), np.sort(d_raw["p_fake"]), atol=1e-6)

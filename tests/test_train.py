@@ -257,3 +257,20 @@ def test_missing_split_is_named(tmp_path: Path) -> None:
     (tmp_path / "train" / "real").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="train"):
         train(tiny_opts(tmp_path, tmp_path / "ck"))
+
+
+def test_center_region_for_images_and_arrays() -> None:
+    from dfig.train import center_region
+
+    arr = np.arange(10 * 12 * 3, dtype=np.float32).reshape(10, 12, 3)
+    np.testing.assert_array_equal(center_region(arr, 4), arr[3:7, 4:8])
+    img = Image.fromarray(arr.astype(np.uint8))
+    assert center_region(img, 4).size == (4, 4)
+    np.testing.assert_array_equal(np.asarray(center_region(img, 4)), np.asarray(img)[3:7, 4:8])
+    assert center_region(arr, 20) is arr and center_region(arr, None) is arr
+
+
+def test_train_with_center_region_and_grid_eval(tree: Path, tmp_path: Path) -> None:
+    res = train(tiny_opts(tree, tmp_path, niter=1, center_region=36, cropSize=24, eval_crop="grid", eval_grid=2))
+    assert res["epochs"] == 1 and len(pd.read_csv(res["predictions"]["test"])) == 16
+    assert load_checkpoint(Path(res["paths"]["best"]))["options"]["center_region"] == 36

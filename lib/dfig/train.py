@@ -363,7 +363,9 @@ def augment_options(opts: TrainOptions, for_eval: bool = False) -> Any:
     crop = opts.cropSize
     no_crop = opts.no_crop
     if for_eval and opts.eval_crop in ("full", "grid"):
-        crop, no_crop = opts.loadSize, False  # a square loadSize image; grid crops are taken on the tensor
+        # a square image: loadSize, or the centre region kept at native resolution; grid crops on the tensor
+        crop = opts.center_region if (opts.no_resize and opts.center_region) else opts.loadSize
+        no_crop = False
     elif for_eval and opts.eval_cropSize:
         crop = opts.eval_cropSize
     return AugmentOptions(load_size=opts.loadSize, crop_size=crop, no_resize=opts.no_resize, no_crop=no_crop,
