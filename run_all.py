@@ -18,7 +18,10 @@ The exit code is non-zero when a run fails; the message names the notebook and t
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,6 +43,95 @@ def load_profile(name: str) -> dict[str, Any]:
         raise SystemExit(f"profile {name!r} not found ({p}); available: {', '.join(have)}")
     with open(p, encoding="utf-8") as f:
         return yaml.safe_load(f)
+
+
+def check_profile(data: Any, where: str) -> dict[str, Any]:
+    """A loaded profile, or a one-line ``SystemExit`` saying what is missing (empty file, no name, no runs).
+
+    Arguments: ``data`` what the YAML held; ``where`` the profile name or path. Returns: ``data``.
+    """
+    hint = "see profiles/smoke.yaml"
+    if data is None:
+        raise SystemExit(f"profile {where} is empty: it needs at least `name:` and `runs:` ({hint})")
+    if not isinstance(data, dict):
+        raise SystemExit(f"profile {where} must be a YAML mapping with `name:` and `runs:`, "
+                         f"found a {type(data).__name__} ({hint})")
+    if not isinstance(data.get("name"), str) or not data["name"].strip():
+        raise SystemExit(f"profile {where} has no `name:` (it names reports/<name>/ and work/<name>/): "
+                         f"add e.g. `name: {Path(where).stem}`")
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and r.get("notebook") for r in runs):
+        raise SystemExit(f"profile {where}: `runs:` must be a list of entries with `notebook:` ({hint})")
+    return data
+
+
+#: how a parameters cell documents the allowed values: ``x = "a"   # one of: a, b, c; what they mean``
+CHOICES_RE = re.compile(r"one of:\s*([^;]*)")
+
+
+def parse_choices(comment: str) -> list[Any] | None:
+    """The values a parameter's comment allows (``# one of: res50, mobilev2, res34; ...``), or None."""
+    m = CHOICES_RE.search(comment or "")
+    if not m:
+        return None
+    return [yaml.safe_load(v.strip()) for v in m.group(1).split(",") if v.strip()]
+
+
+@functools.cache
+def notebook_parameters(nb: str) -> dict[str, dict[str, Any]]:
+    """A notebook's parameters (papermill's ``inspect_notebook``): default value, its type, choices, help."""
+    import papermill as pm
+
+    out = {}
+    for name, info in pm.inspect_notebook(str(NOTEBOOKS / f"{nb}.ipynb")).items():
+        try:
+            default = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            default = None
+        out[name] = {"default": default, "choices": parse_choices(info.get("help", "")), "help": info.get("help")}
+    return out
+
+
+def check_value(value: Any, spec: dict[str, Any]) -> tuple[Any, str | None]:
+    """``(value, None)`` when ``value`` fits the notebook default's type and its choices, else
+    ``(value, why)``; a float parameter accepts YAML strings such as ``1e-4`` (converted)."""
+    choices, default = spec["choices"], spec["default"]
+    if choices is not None:
+        ok = str(value) in {str(c) for c in choices}
+        return value, None if ok else f"must be one of {', '.join(map(str, choices))}"
+    if default is None:
+        return value, None
+    want = type(default)
+    if want is float and isinstance(value, str):
+        try:
+            return float(value), None
+        except ValueError:
+            pass
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return value, None
+    if isinstance(value, want) and (want is bool or not isinstance(value, bool)):
+        return value, None
+    quote = " (quote it to pass text)" if want is str else ""
+    return value, f"must be a {want.__name__} like the notebook's default {default!r}, got {type(value).__name__}{quote}"
+
+
+def check_values(runs: list[dict[str, Any]], overrides: dict[str, Any]) -> None:
+    """Check every run's parameter values (profile and ``--set``) against its notebook, before running.
+
+    Raises ``SystemExit`` with one line per bad value: where it came from, the notebook, what is allowed.
+    """
+    errors: dict[str, None] = {}
+    for r in runs:
+        params = notebook_parameters(r["notebook"])
+        for k, v in list(r["parameters"].items()):
+            if k not in params:
+                continue
+            r["parameters"][k], why = check_value(v, params[k])
+            if why:
+                src = "--set" if k in overrides else "profile"
+                errors[f"{src} {k}={v!r} ({r['notebook']}): {why}"] = None
+    if errors:
+        raise SystemExit("parameter values rejected: " + "\n  ".join(errors))
 
 
 def run_tag(nb: str, item: dict[str, Any]) -> str:
@@ -182,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a parameter in every run that declares it")
     args = ap.parse_args(argv)
 
-    profile = load_profile(args.profile)
+    profile = check_profile(load_profile(args.profile), args.profile)
     os.environ["DFIG_PROFILE"] = profile["name"]
     if args.paper_only:
         from dfig import report
@@ -193,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = expand(profile, args.data, parse_overrides(args.set))
     check_parameters(runs, parse_overrides(args.set))
+    check_values(runs, parse_overrides(args.set))
     if args.only:
         runs = [r for r in runs if any(r["name"].startswith(o) for o in args.only)]
         if not runs:
