@@ -106,7 +106,7 @@ def test_predict_lnp_folder_writes_csv_with_labels(trees: dict[str, Path], tmp_p
     assert dv.attrs["threshold"] == pytest.approx(0.4)
     assert (dv["pred_label"] == (dv["p_fake"] > 0.4)).all()
     dest = write_predictions(df, default_output_csv(ck, trees["compat"], False), trees["compat"])
-    assert dest.parent == tmp_path and dest.name == "predictions_lnp_compat.csv"
+    assert dest.parent == tmp_path and dest.name == "predict_lnp_compat.csv"
     back = pd.read_csv(dest)
     np.testing.assert_allclose(back["p_fake"], df["p_fake"])
 
@@ -173,7 +173,7 @@ def test_cli_raw_writes_csv_and_summary(trees: dict[str, Path], tmp_path: Path,
     assert "4 images scored" in text and "mean p_fake" in text and "roc_auc" in text
     # default destination: next to the checkpoint
     assert main(["--model_path", str(ck), "--input_dir", str(trees["compat"]), "--no_progress"]) == 0
-    assert (tmp_path / "predictions_lnp_compat.csv").is_file()
+    assert (tmp_path / "predict_lnp_compat.csv").is_file()
 
 
 def test_wrong_backbone_or_mode_names_what_the_file_holds(trees: dict[str, Path], tmp_path: Path) -> None:

@@ -330,7 +330,6 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m dfig.lnp --input_dir MASKED --output_dir LNP [...]``."""
-    from dfig import weights
     from dfig.denoise import DENOISERS, build_denoiser
     from dfig.fallback import FallbackNotAllowed
 
@@ -348,12 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", choices=PRECISIONS, default="fp32")
     ap.add_argument("--no_progress", action="store_true")
     args = ap.parse_args(argv)
+    from dfig.clierrors import USER_ERRORS, fail, output_error
 
     try:
+        parse_shard(args.shard)
+        if not Path(args.input_dir).is_dir():
+            raise FileNotFoundError(f"--input_dir {args.input_dir}: no such folder (check the path)")
         denoiser, record = build_denoiser(args.denoiser, checkpoint=args.checkpoint, device=args.device)
-    except (FallbackNotAllowed, weights.MissingWeightsError, weights.WrongWeightsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (FallbackNotAllowed, *USER_ERRORS) as e:
+        return fail(e)
     how = record.get("method")
     if record.get("fallback"):
         how += " (FALLBACK instead of CycleISP: " + record["fallback"]["reason"] + ")"
@@ -361,10 +363,13 @@ def main(argv: list[str] | None = None) -> int:
         how += f" ({record['file']}, sha256 {str(record.get('sha256'))[:12]})"
     print(f"LNP: {args.input_dir} -> {args.output_dir}  save_mode={args.save_mode}  denoiser={how}  "
           f"shard={args.shard}  device={args.device}", flush=True)
-    report = extract_tree(args.input_dir, args.output_dir, denoiser, save_mode=args.save_mode,
-                          batch_size=args.batch_size, shard=args.shard, policy=args.policy,
-                          device=args.device, progress=not args.no_progress, precision=args.precision,
-                          record=record)
+    try:
+        report = extract_tree(args.input_dir, args.output_dir, denoiser, save_mode=args.save_mode,
+                              batch_size=args.batch_size, shard=args.shard, policy=args.policy,
+                              device=args.device, progress=not args.no_progress, precision=args.precision,
+                              record=record)
+    except USER_ERRORS as e:
+        return fail(output_error(e, args.output_dir, "--output_dir"))
     print(report.summary())
     print(f"stage record: {Path(args.output_dir) / STAGE_META}")
     return 0

@@ -16,14 +16,71 @@ from __future__ import annotations
 import json
 import os
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dfig import paths
+from dfig.io import STAGE_META, read_stage_meta
 
 _SIMPLE = (str, int, float, bool, type(None), list, dict, tuple)
 _IPY_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+class IncompleteStageError(ValueError):
+    """A stage record says its stage did not finish (``complete: false``): its tree is partial."""
+
+
+class IncompleteStageWarning(UserWarning):
+    """An incomplete stage is used anyway, because the user allowed it (it is recorded)."""
+
+
+def incomplete_stages(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records in a stage record's ``"input"`` chain that say their stage did not finish.
+
+    A record is incomplete when it says ``complete: false`` (a killed or failed extraction), or is a
+    segmentation record whose ``counts`` are still ``null`` (written at the start, filled at the end).
+
+    Arguments: ``meta`` a ``dfig_stage.json`` dict. Returns: ``[{"stage", "depth", "input_dir"}]``,
+    depth 0 = the tree itself, 1 = its input, ...
+    """
+    out, depth, m = [], 0, dict(meta or {})
+    while m:
+        unfinished = m.get("complete") is False or (m.get("stage") == "segmentation" and "counts" in m
+                                                    and m["counts"] is None)
+        if unfinished:
+            out.append({"stage": m.get("stage", "?"), "depth": depth, "input_dir": m.get("input_dir")})
+        m, depth = dict(m.get("input") or {}), depth + 1
+    return out
+
+
+def allow_incomplete_default() -> bool:
+    """``DFIG_ALLOW_INCOMPLETE`` set to 1/true/yes: use incomplete stages (warned and recorded)."""
+    return os.environ.get("DFIG_ALLOW_INCOMPLETE", "").strip().lower() in {"1", "true", "yes"}
+
+
+def check_complete(root: str | os.PathLike[str], allow: bool | None = None,
+                   fix: str = "run the stage again (it resumes where it stopped)") -> list[dict[str, Any]]:
+    """Refuse a tree whose stage record (or an input's) says it is incomplete; or warn, when allowed.
+
+    Arguments: ``root`` a stage's output folder; ``allow`` use it anyway (``None``: the environment,
+    :func:`allow_incomplete_default`); ``fix`` how to finish it (for the message).
+    Returns: the incomplete records (``[]`` for a complete tree), each with ``root`` added, to be stored
+    with the outputs. Raises :class:`IncompleteStageError` naming the tree, the stage and the fix.
+    """
+    found = [{**r, "root": str(root)} for r in incomplete_stages(read_stage_meta(root))]
+    if not found:
+        return []
+    where = "; ".join(f"{r['stage']} stage" + (f" of its input {r['input_dir']}" if r["depth"] else "")
+                      for r in found)
+    msg = (f"{root}: {STAGE_META} says the {where} did not finish (complete: false), so the tree is partial: "
+           f"{fix}")
+    if not (allow_incomplete_default() if allow is None else allow):
+        raise IncompleteStageError(f"{msg}; to use it as it is, pass allow_incomplete "
+                                   "(--allow_incomplete, or DFIG_ALLOW_INCOMPLETE=1 for the notebooks)")
+    warnings.warn(f"INCOMPLETE INPUT used (allowed): {msg}", IncompleteStageWarning, stacklevel=2)
+    return found
 
 
 def collect_params(namespace: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +118,7 @@ class RunContext:
     device: str
     work: Path = field(init=False)
     reports: Path = field(init=False)
+    incomplete: list[dict[str, Any]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.work = paths.work_dir(self.profile)
@@ -98,13 +156,27 @@ class RunContext:
         return self.work / name
 
     def require(self, name: str, made_by: str) -> Path:
-        """An earlier stage's output folder, or a clear error naming the notebook to run first."""
+        """An earlier stage's output folder, or a clear error naming the notebook to run first.
+
+        A folder whose stage record says it is incomplete is refused (:func:`check_complete`) unless
+        ``allow_incomplete`` (parameter or ``DFIG_ALLOW_INCOMPLETE=1``): then it is warned about,
+        kept in ``self.incomplete`` and written to ``reports/<profile>/metrics/incomplete_input_<nb>.json``.
+        """
         p = self.stage_dir(name)
         if not (p / "dfig_stage.json").exists():
             raise FileNotFoundError(
                 f"{p} is missing or incomplete: run notebooks/{made_by}.ipynb first with profile="
                 f"{self.profile!r} (or `python run_all.py --profile {self.profile}`)."
             )
+        allow = self.params.get("allow_incomplete")
+        found = check_complete(p, None if allow is None else bool(allow),
+                               fix=f"run notebooks/{made_by}.ipynb again with profile={self.profile!r} to finish it")
+        if found:
+            from dfig import io
+
+            self.incomplete += found
+            io.save_metrics({"notebook": self.notebook, "incomplete": self.incomplete},
+                            f"incomplete_input_{self.notebook}")
         return p
 
     @property

@@ -16,7 +16,14 @@ Two inputs:
 Sizes, crops and normalisation come from the checkpoint's stored training options (eval transform
 of :mod:`dfig.train`). Labels are read from the folder structure when every file sits under a
 ``real``/``fake`` (or ``0_real``/``1_fake``) folder. The CSV is written atomically and never into the
-input folder: by default next to the checkpoint (``predictions_<folder>[_raw].csv``).
+input folder: by default next to the checkpoint (``predict_<folder>[_raw].csv``, a name no training
+artefact has); an existing file is never replaced unless ``overwrite`` (``--overwrite``).
+
+Inputs are screened before scoring (:func:`screen_inputs`): images larger than ``max_pixels`` are
+refused by their header, before decoding (named skip, or an error under ``strict``); images smaller
+than the model's crop and inputs that do not look like what the detector was trained on (raw photos
+scored as LNPs without ``--raw``, a face tree for an LNP detector) give an :class:`InputMismatchWarning`
+and are listed in ``df.attrs``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +46,16 @@ from dfig.data.layout import CLASS_DIRS, IMAGE_EXTS, Sample, list_images
 
 INPUT_EXTS: tuple[str, ...] = (*IMAGE_EXTS, ".npy")
 FEATURE_STAGES: tuple[str, ...] = ("segmentation", "lnp")
+#: largest image (width x height) scored by default; raise with ``max_pixels`` / ``--max_pixels``
+MAX_PIXELS: int = 4096 * 4096
 
 
 class PipelineMismatchError(RuntimeError):
     """The feature pipeline recorded in a checkpoint cannot be rebuilt exactly here."""
+
+
+class InputMismatchWarning(UserWarning):
+    """The input does not look like what the detector was trained on (kind of file, or size)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,15 +245,32 @@ def label_of(path: Path, root: Path) -> int | None:
 def load_for_inference(model_path: str | os.PathLike[str], backbone: str | None = None,
                        mode: int | str | None = None, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any], Any]:
     """``(model, checkpoint, TrainOptions)``; wrong ``backbone``/``mode`` -> error naming what the file holds."""
-    from dfig.models import load_detector
     from dfig.train import TrainOptions, resolve_device
 
     dev = resolve_device(device)
-    model, ck = load_detector(model_path, map_location=dev, expect_arch=backbone, expect_mode=mode)
+    model, ck = _load_detector_checked(model_path, dev, backbone, mode)
     stored = dict(ck.get("options") or {})
     known = {f for f in TrainOptions.__dataclass_fields__}
     opts = TrainOptions(**{k: v for k, v in stored.items() if k in known})
     return model, ck, opts
+
+
+def _load_detector_checked(model_path: Any, dev: Any, backbone: Any, mode: Any) -> tuple[Any, dict[str, Any]]:
+    """:func:`dfig.models.load_detector`, with a corrupt or foreign file named "not a checkpoint"."""
+    import pickle
+
+    from dfig.models import CheckpointMismatchError, load_detector
+    from dfig.train import CheckpointFileError, check_checkpoint_file
+
+    check_checkpoint_file(model_path)
+    try:
+        return load_detector(model_path, map_location=dev, expect_arch=backbone, expect_mode=mode)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, CheckpointMismatchError) as e:
+        if isinstance(e, CheckpointMismatchError) and not isinstance(e.__cause__, pickle.UnpicklingError):
+            raise
+        raise CheckpointFileError(f"{model_path}: not a checkpoint of a dfig detector, or truncated/corrupt "
+                                  "(it cannot be read as tensors and plain containers); use the "
+                                  "model_epoch_best.pth a dfig.train run wrote") from e
 
 
 def _dataset(samples: list[Sample], opts: Any, reader: Any, policy: str) -> Any:
@@ -274,14 +305,15 @@ def _samples(files: Sequence[Path], root: Path) -> list[Sample]:
 def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathLike[str], raw: bool = False,
                    backbone: str | None = None, mode: int | str | None = None, batch_size: int = 32,
                    device: str = "cpu", threshold: float | str = 0.5, policy: str = "skip",
-                   progress: bool = False) -> Any:
+                   progress: bool = False, max_pixels: int | None = MAX_PIXELS) -> Any:
     """Score every image under ``input_dir``; returns a DataFrame.
 
     Columns: ``path, p_fake, pred_label`` (``p_fake > threshold``; ``threshold="val"`` uses the
     checkpoint's validation threshold) and ``true_label`` when every file lies under a real/fake
     folder. ``raw=True``: ``input_dir`` holds raw photos and the checkpoint's feature pipeline runs
     in memory first. Bad files are skipped and listed in ``df.attrs["skipped"]`` (``policy="skip"``)
-    or raise (``"strict"``). ``df.attrs`` also holds the checkpoint, threshold and pipeline used.
+    or raise (``"strict"``). ``df.attrs`` also holds the checkpoint, threshold and pipeline used,
+    ``input_warnings`` and ``too_small`` (see :func:`screen_inputs`; ``max_pixels=None``: no limit).
     """
     import pandas as pd
 
@@ -295,6 +327,7 @@ def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathL
     if not files:
         raise FileNotFoundError(f"{root}: no images found ({', '.join(IMAGE_EXTS if raw else INPUT_EXTS)})")
     report = RunReport("predict")
+    files, screened = screen_inputs(files, root, ck, opts, raw, max_pixels, policy, report)
     if raw:
         pipeline = build_feature_pipeline(ck.get("features"), device=str(device))
         files = check_files(files, policy=policy, report=report)
@@ -324,8 +357,127 @@ def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathL
     if kept and all(s.label in (0, 1) for s in kept):
         df["true_label"] = [s.label for s in kept]
     df.attrs.update(model_path=str(model_path), threshold=thr, raw=raw, pipeline=described,
-                    skipped=list(report.failed), config=ck.get("config"))
+                    skipped=list(report.failed), config=ck.get("config"), **screened)
     return df
+
+
+# ---------------------------------------------------------------------------------------------
+# input screening: size limits and "is this what the detector was trained on?"
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the file header (no decoding); ``None`` when it cannot be read."""
+    try:
+        if path.suffix.lower() == ".npy":
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            h, w = (shape[1], shape[2]) if len(shape) == 3 and shape[0] == 3 and shape[2] != 3 else shape[:2]
+            return int(w), int(h)
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - a bad file is reported by the bad-file check that follows
+        return None
+
+
+def screen_inputs(files: list[Path], root: Path, ck: dict[str, Any], opts: Any, raw: bool,
+                  max_pixels: int | None, policy: str, report: Any) -> tuple[list[Path], dict[str, Any]]:
+    """Refuse images above ``max_pixels``; warn about images below the crop and mismatched inputs.
+
+    Arguments: the listed ``files`` under ``root``, the checkpoint ``ck`` and its ``opts``, ``raw``,
+    ``max_pixels`` (``None``: no limit), ``policy`` and the run ``report`` (refused files go there, or
+    raise :class:`BadImageError` under ``strict``). Returns: the files to score and
+    ``{"input_warnings": [...], "too_small": [...]}`` for ``df.attrs``.
+    """
+    from dfig.data.images import BadImageError
+    from dfig.train import augment_options
+
+    crop = augment_options(opts, for_eval=True).crop_size
+    keep, small = [], []
+    for f in files:
+        size = image_size(f)
+        if size and max_pixels and size[0] * size[1] > max_pixels:
+            e = BadImageError(f, f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.1f} Mpx exceeds max_pixels "
+                                 f"{max_pixels / 1e6:.1f} Mpx (memory grows with the pixel count): pass --max_pixels "
+                                 f"{size[0] * size[1]} to score it")
+            if policy == "strict":
+                raise e
+            report.fail(f, e.reason)
+            continue
+        if size and min(size) < crop:
+            small.append(str(f))
+        keep.append(f)
+    notes = input_kind_warnings(keep, root, ck.get("features") or {}, raw)
+    if small:
+        notes.append(f"{len(small)} image(s) are smaller than the model's {crop}x{crop} crop (e.g. {small[0]}): "
+                     "they are padded or upscaled, which changes their noise, so their scores are unreliable")
+    for msg in notes:
+        warnings.warn(msg, InputMismatchWarning, stacklevel=3)
+    return keep, {"input_warnings": notes, "too_small": small}
+
+
+def _stage_record_above(root: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest ``dfig_stage.json`` in ``root`` or up to two folders above (e.g. ``lnp/test/fake``)."""
+    for d in (root, *list(root.resolve().parents)[:2]):
+        meta = io.read_stage_meta(d)
+        if meta:
+            return d / io.STAGE_META, meta
+    return None
+
+
+def _midtone_fraction(path: Path) -> float:
+    """Share of 8-bit values in [32, 200]: near 0 for compat LNPs (0 or wrapped near 255), large for photos."""
+    from dfig.data.images import load_rgb
+
+    a = np.asarray(load_rgb(path).reduce(4) if min(Image.open(path).size) >= 256 else load_rgb(path))
+    return float(((a >= 32) & (a <= 200)).mean())
+
+
+def input_kind_warnings(files: list[Path], root: Path, features: dict[str, Any], raw: bool) -> list[str]:
+    """Why ``files`` may not be what the detector reads: the input's stage record, or its file types/values.
+
+    Arguments: ``files`` (a sample is inspected), their ``root``, the checkpoint's ``features`` record,
+    ``raw`` (the feature pipeline runs first). Returns: warning messages (``[]``: looks right).
+    """
+    chain = stage_chain(features)
+    want = chain[-1] if chain else {}
+    want_stage = "raw" if raw else want.get("stage", "raw")
+    found = _stage_record_above(root)
+    if found is not None:
+        rec_path, meta = found
+        have = meta.get("stage") or "raw"
+        if have != want_stage:
+            fix = ("pass --raw to run the recorded pipeline on raw photos, or give the tree the detector's "
+                   "training stage made") if want_stage != "raw" else "give raw photos with --raw, or drop --raw"
+            return [f"{root} was made by the {have} stage ({rec_path}) but the detector reads {want_stage} "
+                    f"input ({describe_expected(want, raw)}): {fix}"]
+        if have == "lnp" and meta.get("save_mode") != want.get("save_mode"):
+            return [f"{root} holds {meta.get('save_mode')} LNPs ({rec_path}) but the detector was trained on "
+                    f"{want.get('save_mode')} LNPs: extract them with --save_mode {want.get('save_mode')}"]
+        return []
+    if want_stage != "lnp" or not files:
+        return []
+    sample = files[:: max(1, len(files) // 8)][:8]
+    fix = "pass --raw to segment and extract LNPs first as recorded in the checkpoint"
+    if want.get("save_mode") == "clean":
+        odd = [f for f in sample if f.suffix.lower() != ".npy"]
+        return [f"{root}: {odd[0].name} is not a clean .npy LNP, which the detector reads: {fix}"] if odd else []
+    photos = [f for f in sample if f.suffix.lower() != ".png"]
+    if photos:
+        return [f"{root}: {photos[0].name} is a {photos[0].suffix} file, not a compat LNP PNG: these look like "
+                f"raw photos; {fix}"]
+    mids = [m for m in (_midtone_fraction(f) for f in sample if image_size(f)) if m > 0.25]
+    if mids:
+        return [f"{root}: {len(mids)} of {len(sample)} inspected PNGs have photo-like values (mid-tones), unlike "
+                f"compat LNPs (near 0 or 255): these look like photos or faces, not LNPs; {fix}"]
+    return []
+
+
+def describe_expected(want: dict[str, Any], raw: bool) -> str:
+    """What the detector reads, in words (for warnings)."""
+    if raw or not want:
+        return "raw photos"
+    if want.get("stage") == "lnp":
+        return f"{want.get('save_mode', 'compat')} LNPs made by dfig.lnp"
+    return f"masked faces ({want.get('face_format', 'png')}) made by dfig.segment"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,17 +485,38 @@ def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathL
 
 
 def default_output_csv(model_path: str | os.PathLike[str], input_dir: str | os.PathLike[str], raw: bool) -> Path:
-    """``<checkpoint folder>/predictions_<input folder name>[_raw].csv``."""
+    """``<checkpoint folder>/predict_<input folder name>[_raw].csv``.
+
+    The ``predict_`` prefix keeps it apart from everything ``dfig.train`` writes there
+    (``predictions_{val,test}.csv``, ``summary.json``, ``log.*``, ``model_epoch_*.pth``).
+    """
     name = Path(input_dir).resolve().name or "input"
-    return Path(model_path).resolve().parent / f"predictions_{name}{'_raw' if raw else ''}.csv"
+    return Path(model_path).resolve().parent / f"predict_{name}{'_raw' if raw else ''}.csv"
 
 
-def write_predictions(df: Any, dest: str | os.PathLike[str], input_dir: str | os.PathLike[str]) -> Path:
-    """Write the CSV atomically; refuses a destination inside ``input_dir``."""
+def check_destination(dest: str | os.PathLike[str], input_dir: str | os.PathLike[str],
+                      overwrite: bool = False) -> Path:
+    """Refuse a CSV destination inside the input tree, an existing file (unless ``overwrite``) or an
+    unwritable folder, before any work. Returns: the resolved path. Raises ValueError/FileExistsError/
+    PermissionError naming the file and the flag that fixes it."""
+    from dfig.clierrors import check_writable
+
     dest, inp = Path(dest).resolve(), Path(input_dir).resolve()
     if inp in dest.parents:
         raise ValueError(f"{dest} lies inside the input folder {inp}: predictions are never written into "
                          "the input tree; choose another --output_csv")
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest} already exists and was not written by this call: pass --overwrite to "
+                              "replace it, or choose another --output_csv")
+    check_writable(dest.parent, "--output_csv")
+    return dest
+
+
+def write_predictions(df: Any, dest: str | os.PathLike[str], input_dir: str | os.PathLike[str],
+                      overwrite: bool = False) -> Path:
+    """Write the CSV atomically; refuses a destination inside ``input_dir`` or an existing file
+    (unless ``overwrite``), see :func:`check_destination`. Returns: the path written."""
+    dest = check_destination(dest, input_dir, overwrite)
     io.atomic_write_text(dest, df.to_csv(index=False))
     return dest
 
@@ -376,13 +549,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch_size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--policy", default="skip", choices=("skip", "strict"))
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --output_csv")
+    ap.add_argument("--max_pixels", type=int, default=MAX_PIXELS,
+                    help=f"refuse larger images (default {MAX_PIXELS}; 0: no limit)")
     ap.add_argument("--no_progress", action="store_true")
     a = ap.parse_args(argv)
-    thr: float | str = "val" if a.threshold == "val" else float(a.threshold)
-    df = predict_folder(a.model_path, a.input_dir, raw=a.raw, backbone=a.backbone, mode=a.mode,
-                        batch_size=a.batch_size, device=a.device, threshold=thr, policy=a.policy,
-                        progress=not a.no_progress)
-    dest = write_predictions(df, a.output_csv or default_output_csv(a.model_path, a.input_dir, a.raw), a.input_dir)
+    from dfig.clierrors import USER_ERRORS, fail
+
+    try:
+        df, dest = _run_cli(a)
+    except (*USER_ERRORS, PipelineMismatchError) as e:
+        return fail(e)
     s = summary(df)
     print(f"features: {df.attrs['pipeline']}")
     print(f"{s['n']} images scored ({s['skipped']} skipped): {s['pred_fake']} predicted fake, "
@@ -391,8 +568,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  SKIPPED {p}: {r}")
     if "metrics" in s:
         print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in s["metrics"].items()))
+    for msg in df.attrs.get("input_warnings", []):
+        print(f"WARNING: {msg}")
     print(f"predictions: {dest}")
     return 0
+
+
+def _run_cli(a: argparse.Namespace) -> tuple[Any, Path]:
+    """Check the input and the destination first, then score and write (for :func:`main`)."""
+    thr: float | str = "val" if a.threshold == "val" else float(a.threshold)
+    from dfig.train import check_checkpoint_file
+
+    check_checkpoint_file(a.model_path)
+    if not Path(a.input_dir).is_dir():
+        raise FileNotFoundError(f"--input_dir {a.input_dir}: no such folder (check the path)")
+    dest = check_destination(a.output_csv or default_output_csv(a.model_path, a.input_dir, a.raw), a.input_dir,
+                             a.overwrite)
+    df = predict_folder(a.model_path, a.input_dir, raw=a.raw, backbone=a.backbone, mode=a.mode,
+                        batch_size=a.batch_size, device=a.device, threshold=thr, policy=a.policy,
+                        progress=not a.no_progress, max_pixels=a.max_pixels or None)
+    return df, write_predictions(df, dest, a.input_dir, overwrite=a.overwrite)
 
 
 if __name__ == "__main__":

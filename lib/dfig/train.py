@@ -35,6 +35,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -117,6 +118,8 @@ class TrainOptions:
     bn_recalibrate: int = 16             # ours: before validating, re-estimate BatchNorm statistics on this
                                          # many training batches (0 = the original: running averages only)
     evaluate_test: bool = True           # evaluate the best checkpoint on test after training
+    allow_incomplete: bool = False       # train on a tree whose stage record says complete: false (warned,
+                                         # recorded in the checkpoint and summary); default: refuse
     progress: bool = True                # tqdm bars
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -327,6 +330,9 @@ def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[s
     from dfig.data.layout import discover
 
     root = Path(dataroot)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--dataroot {root}: no such folder; give the LNP tree dfig.lnp wrote, laid out "
+                                "as {train,val,test}/{real,fake}/*")
     cls = [c for c in (classes or "").split(",") if c and c.lower() not in ("face", "faces")]
     if len(cls) > 1:
         raise ValueError(f"--classes {classes!r}: DFIG trains on one class; give '' or 'face' or one subfolder")
@@ -354,6 +360,55 @@ def _discover_class(root: Path, split: str, cls: str) -> list[Any]:
         raise FileNotFoundError(f"{base}: expected class folders 'real' and 'fake' (or '0_real'/'1_fake')")
     return sorted((Sample(p, lab, split, CLASS_NAMES[lab]) for d, lab in found for p in list_images(d, SAMPLE_EXTS)),
                   key=lambda s: str(s.path))
+
+
+def check_input_complete(opts: TrainOptions) -> list[dict[str, Any]]:
+    """Refuse a dataroot whose stage record says it is incomplete, unless ``opts.allow_incomplete``.
+
+    Arguments: ``opts``. Returns: the incomplete records (stored in checkpoints and the summary).
+    """
+    from dfig.notebook import check_complete
+
+    return check_complete(opts.dataroot, opts.allow_incomplete,
+                          fix="finish the extraction first (run the same dfig.lnp/dfig.segment command or notebook "
+                              "again: it resumes)")
+
+
+def report_skipped(datasets: dict[str, Any], print_it: bool = True) -> dict[str, dict[str, Any]]:
+    """The bad files each dataset left out, per split (``RunReport.to_dict()``), printed when any.
+
+    Arguments: ``datasets`` split -> ``ImageDataset``; ``print_it`` print the summaries.
+    Returns: split -> ``{"stage", "done", "failed": [{"path", "reason"}], ...}``.
+    """
+    out = {}
+    for split, ds in datasets.items():
+        rep = ds.report
+        out[split] = {**rep.to_dict(), "stage": f"dataset {split}"}
+        if print_it and rep.failed:
+            print(f"{split}: {len(rep.failed)} bad file(s) left out, {len(ds)} used (policy skip):"
+                  + rep.summary().split("\n", 1)[-1].replace("FAILED", "SKIPPED"), flush=True)
+    return out
+
+
+def check_both_classes(ds: Any, split_dir: Path, report: dict[str, Any]) -> None:
+    """Refuse a split without usable images of both classes before any training, naming the folder.
+
+    Arguments: ``ds`` the split's dataset (after the bad-file check); ``split_dir`` its folder;
+    ``report`` its skip report. Raises ``ValueError`` naming the class folder and the bad files.
+    """
+    from dfig.data.layout import CLASS_DIRS, CLASS_NAMES
+
+    have = {s.label for s in ds.samples}
+    for label in (0, 1):
+        if label in have:
+            continue
+        dirs = [split_dir / d for d, lab in CLASS_DIRS.items() if lab == label and (split_dir / d).is_dir()]
+        folder = dirs[0] if dirs else split_dir / CLASS_NAMES[label]
+        bad = [f for f in report["failed"] if Path(f["path"]).parent == folder]
+        why = f"{len(bad)} bad file(s) there were left out" if bad else "it holds no images"
+        raise ValueError(f"{folder}: no usable {CLASS_NAMES[label]} images for the {split_dir.name} split ({why}); "
+                         f"training and validation need both real and fake images: add {CLASS_NAMES[label]} "
+                         "images there or fix the bad files")
 
 
 def augment_options(opts: TrainOptions, for_eval: bool = False) -> Any:
@@ -505,12 +560,62 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a training checkpoint dict (tensors and plain containers only: ``weights_only=True``)."""
+class CheckpointFileError(ValueError):
+    """A ``.pth`` file that is not a readable checkpoint (empty, truncated, corrupt, something else)."""
+
+
+def check_checkpoint_file(path: str | os.PathLike[str]) -> Path:
+    """Cheap structural check of a ``torch.save`` file before loading it (reads the zip directory only).
+
+    Arguments: ``path`` the file. Returns: the path. Raises ``FileNotFoundError`` or
+    :class:`CheckpointFileError` ("not a checkpoint" / "truncated") naming the file and the fix.
+    """
+    import zipfile
+
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: checkpoint not found")
-    return torch.load(p, map_location=map_location, weights_only=True)
+        raise FileNotFoundError(f"{p}: checkpoint not found (check the path)")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    fix = "use the model_epoch_best.pth / model_epoch_latest.pth a dfig.train run wrote, or train again"
+    if not head:
+        raise CheckpointFileError(f"{p}: not a checkpoint: the file is empty (0 bytes); {fix}")
+    if head.startswith(b"PK") and not zipfile.is_zipfile(p):
+        raise CheckpointFileError(f"{p}: not a checkpoint: the file is truncated or corrupt (its zip directory "
+                                  f"is missing, {p.stat().st_size} bytes); copy it again or {fix}")
+    if not head.startswith((b"PK", b"\x80")):  # torch.save: zip; legacy format: a pickle
+        raise CheckpointFileError(f"{p}: not a checkpoint (not a file torch.save wrote); {fix}")
+    return p
+
+
+def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` with every read failure turned into :class:`CheckpointFileError`.
+
+    Arguments: ``path``, ``map_location``. Returns: what the file holds. Never suggests loading the
+    file with arbitrary Python objects allowed.
+    """
+    p = check_checkpoint_file(path)
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # objects beyond tensors and plain containers, or garbage
+        raise CheckpointFileError(f"{p}: not a checkpoint of tensors and plain containers (corrupt, or some "
+                                  "other pickle); use a file dfig.train wrote") from e
+    except (RuntimeError, EOFError, ValueError, AttributeError, ImportError, KeyError) as e:
+        raise CheckpointFileError(f"{p}: not a checkpoint, or truncated/corrupt ({' '.join(str(e).split())[:120]}); "
+                                  "use a file dfig.train wrote, or train again") from e
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a training checkpoint dict (tensors and plain containers only: ``weights_only=True``).
+
+    Arguments: ``path``, ``map_location``. Returns: the checkpoint dict. Raises
+    :class:`CheckpointFileError` for a corrupt file or one that is not a ``dfig.train`` checkpoint.
+    """
+    ck = read_checkpoint(path, map_location)
+    if not isinstance(ck, dict) or not {"model", "epoch"} <= set(ck):
+        raise CheckpointFileError(f"{path}: not a dfig.train checkpoint (no 'model'/'epoch' entries); "
+                                  "use a model_epoch_*.pth that dfig.train wrote")
+    return ck
 
 
 LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_acc", "val_ap", "val_auc",
@@ -652,16 +757,24 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     seed_everything(opts.seed + dist_info.rank)
 
     run_dir = opts.run_dir
+    incomplete = check_input_complete(opts)
     samples = split_samples(opts.dataroot, opts.classes)
+    if dist_info.is_main:
+        from dfig.clierrors import check_writable
+
+        check_writable(run_dir, "--checkpoints_dir")
     train_samples = samples["train"]
     if opts.max_train and len(train_samples) > opts.max_train:
         rng = np.random.default_rng(opts.seed)
         keep = np.sort(rng.choice(len(train_samples), opts.max_train, replace=False))
         train_samples = [train_samples[i] for i in keep]
     train_ds = build_dataset(train_samples, opts, train=True)
+    val_ds = build_dataset(samples["val"], opts, train=False)
+    data_report = report_skipped({"train": train_ds, "val": val_ds}, print_it=dist_info.is_main)
+    for split, ds in (("train", train_ds), ("val", val_ds)):
+        check_both_classes(ds, Path(opts.dataroot) / split, data_report[split])
     if opts.train_repeats > 1:  # more random crops per epoch: the same (prechecked) dataset k times
         train_ds = torch.utils.data.ConcatDataset([train_ds] * opts.train_repeats)
-    val_ds = build_dataset(samples["val"], opts, train=False)
     features = io.read_stage_meta(opts.dataroot)
 
     model = build_model(opts).to(device)
@@ -708,7 +821,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 "lr": get_lr(optimizer), "log": log_rows,
                 "elapsed_minutes": elapsed_before + (time.time() - t_start) / 60,
                 "scaler": scaler.state_dict() if scaler is not None else None,
-                "world_size": dist_info.world_size, "torch": str(torch.__version__)}
+                "world_size": dist_info.world_size, "torch": str(torch.__version__),
+                "data_report": data_report, "incomplete_input": incomplete}
 
     stopped_by = "niter"
     epoch = start_epoch
@@ -781,10 +895,14 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                               "paths": {"run_dir": str(run_dir), "best": str(best_p), "latest": str(latest_p),
                                         "log_csv": str(run_dir / "log.csv")},
                               "features": features, "options": _jsonable_options(opts),
-                              "world_size": dist_info.world_size, "device": str(device)}
+                              "world_size": dist_info.world_size, "device": str(device),
+                              "data_report": data_report, "incomplete_input": incomplete}
     if main and opts.evaluate_test:
         result.update(evaluate_best(opts, run_dir, samples, device))
+        if "test" in result.get("eval_data_report", {}):
+            data_report["test"] = result.pop("eval_data_report")["test"]
         result["minutes"] = elapsed_before + (time.time() - t_start) / 60
+    result["skipped_files"] = sum(len(r["failed"]) for r in data_report.values())
     if main:
         io.save_json(result, run_dir / "summary.json")
     if dist_info.enabled:
@@ -805,7 +923,7 @@ def evaluate_best(opts: TrainOptions, run_dir: Path, samples: dict[str, list[Any
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
     thr = float(ck.get("threshold", 0.5))
-    out: dict[str, Any] = {"best_checkpoint_epoch": int(ck["epoch"]), "predictions": {}}
+    out: dict[str, Any] = {"best_checkpoint_epoch": int(ck["epoch"]), "predictions": {}, "eval_data_report": {}}
     for split in ("val", "test"):
         if split not in samples:
             continue
@@ -813,6 +931,7 @@ def evaluate_best(opts: TrainOptions, run_dir: Path, samples: dict[str, list[Any
         y, p = evaluate(model, _loader(ds, opts, shuffle=False, seed=opts.seed), device,
                         channels_last=opts.channels_last, **_eval_kwargs(opts))
         kept = [ds.samples[i] for i in range(len(ds))] if hasattr(ds, "samples") else samples[split]
+        out["eval_data_report"][split] = report_skipped({split: ds}, print_it=split == "test")[split]
         df = predictions_frame(kept, y, p, 0.5)
         dest = run_dir / f"predictions_{split}.csv"
         io.atomic_write_text(dest, df.to_csv(index=False))
@@ -882,9 +1001,18 @@ def options_from_args(argv: Sequence[str] | None = None) -> TrainOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m dfig.train --name N --dataroot LNPROOT --classes face --arch mobilev2 --train_mode 0``."""
-    opts = options_from_args(argv)
-    res = train(opts)
+    """``python -m dfig.train --name N --dataroot LNPROOT --classes face --arch mobilev2 --train_mode 0``.
+
+    User errors (missing data, unwritable ``--checkpoints_dir``, a corrupt checkpoint, bad options, an
+    incomplete stage) print one line and return 2.
+    """
+    from dfig.clierrors import USER_ERRORS, fail
+
+    try:
+        opts = options_from_args(argv)
+        res = train(opts)
+    except USER_ERRORS as e:
+        return fail(e)
     if int(os.environ.get("RANK", "0")) == 0:
         keys = ("name", "epochs", "stopped_by", "best_epoch", "threshold", "minutes")
         print(json.dumps({k: res.get(k) for k in keys}, indent=2, default=str))

@@ -47,11 +47,13 @@ def resolve_pretrained(arch: str, pretrained: str) -> tuple[str | None, dict[str
 
 def options_from_params(ctx: Any, run: str, dataroot: Path, pretrained_path: str | None) -> Any:
     """Map the training notebook's parameters onto :class:`dfig.train.TrainOptions`."""
+    from dfig.notebook import allow_incomplete_default
     from dfig.train import TrainOptions
 
     P = ctx.params
     load = int(P.get("load_size", 256))
-    return TrainOptions(
+    allow = P.get("allow_incomplete")
+    kw = dict(
         name=run, dataroot=str(dataroot), classes="face", arch=P["arch"], train_mode=P["train_mode"],
         spectra_channels=int(P.get("spectra_channels", 1)), batch_size=int(P["batch_size"]), lr=float(P["lr"]),
         loadSize=load or 256, no_resize=load == 0, cropSize=int(P["crop_size"]),
@@ -60,8 +62,9 @@ def options_from_params(ctx: Any, run: str, dataroot: Path, pretrained_path: str
         stem_init=P.get("stem_init", "random"), spec_norm=P.get("spec_norm", "none"), seed=int(P.get("seed", 0)),
         workers=int(P.get("workers", 0)), device=ctx.device, profile=ctx.profile,
         max_minutes=float(P["max_minutes"]) if P.get("max_minutes") else None,
-        progress=True, **dict(P.get("extra_options") or {}),
+        progress=True, allow_incomplete=allow_incomplete_default() if allow is None else bool(allow),
     )
+    return TrainOptions(**{**kw, **dict(P.get("extra_options") or {})})
 
 
 def run_training(ctx: Any, run: str, dataroot: Path) -> dict[str, Any]:
