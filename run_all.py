@@ -112,7 +112,7 @@ def check_value(value: Any, spec: dict[str, Any]) -> tuple[Any, str | None]:
     if isinstance(value, want) and (want is bool or not isinstance(value, bool)):
         return value, None
     quote = " (quote it to pass text)" if want is str else ""
-    return value, f"must be a {want.__name__} like the notebook's default {default!r}, got {type(value).__name__}{quote}"
+    return value, f"must be of type {want.__name__} like the notebook's default {default!r}, got {type(value).__name__}{quote}"
 
 
 def check_values(runs: list[dict[str, Any]], overrides: dict[str, Any]) -> None:
@@ -324,5 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """:func:`main` for the shell: a refusal (``SystemExit`` with a message) prints ``error: ...``, exit code 2."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        if not isinstance(e.code, str):
+            raise
+        print(f"error: {e.code}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

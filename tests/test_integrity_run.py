@@ -581,3 +581,19 @@ def test_documented_choices_match_the_library(run_all) -> None:
     assert ln["save_mode"] == list(SAVE_MODES) and ln["denoiser"] == list(DENOISERS)
     for nb in ("01_segmentation", "02_lnp"):
         assert choices(nb)["policy"] == ["skip", "strict"]
+
+
+def test_run_all_refusal_from_the_shell_is_one_line_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    p = tmp_path / "empty.yaml"
+    p.write_text("")
+    r = subprocess.run(
+        [sys.executable, str(paths.root() / "run_all.py"), "--profile", str(p), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert one_line_error(r.stderr).endswith("(see profiles/smoke.yaml)")

@@ -576,7 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_cli(a: argparse.Namespace) -> tuple[Any, Path]:
     """Check the input and the destination first, then score and write (for :func:`main`)."""
-    thr: float | str = "val" if a.threshold == "val" else float(a.threshold)
+    try:
+        thr: float | str = "val" if a.threshold == "val" else float(a.threshold)
+    except ValueError:
+        raise ValueError(f"--threshold {a.threshold!r}: give a number (e.g. 0.5) or 'val'") from None
     from dfig.train import check_checkpoint_file
 
     check_checkpoint_file(a.model_path)
