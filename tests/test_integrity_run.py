@@ -597,3 +597,23 @@ def test_run_all_refusal_from_the_shell_is_one_line_exit_2(tmp_path: Path) -> No
     )
     assert r.returncode == 2
     assert one_line_error(r.stderr).endswith("(see profiles/smoke.yaml)")
+
+
+@pytest.mark.sample
+def test_photo_vs_compat_lnp_statistics_on_real_faces(sample_dir: Path, tmp_path: Path) -> None:
+    """Real 256 px faces saved as PNG look like photos; their compat LNPs (no stage record) do not."""
+    from dfig.denoise import build_denoiser
+    from dfig.lnp import compat_encode, lnp_batch, prepare
+    from dfig.predict import input_kind_warnings
+
+    den = prepare(build_denoiser("classical")[0], "cpu")
+    photos, lnps = tmp_path / "photos", tmp_path / "lnps"
+    for d in (photos, lnps):
+        d.mkdir()
+    for i, f in enumerate(sorted((sample_dir / "test" / "fake").glob("*.jpg"))[:3]):
+        rgb = np.asarray(Image.open(f).convert("RGB"))
+        Image.fromarray(rgb).save(photos / f"{i}.png")
+        lnp = compat_encode(lnp_batch(den, [np.ascontiguousarray(rgb[:, :, ::-1])], "cpu")[0])
+        Image.fromarray(np.ascontiguousarray(lnp[:, :, ::-1])).save(lnps / f"{i}.png")
+    assert "photo-like" in input_kind_warnings(sorted(photos.glob("*.png")), photos, FEATURES, raw=False)[0]
+    assert input_kind_warnings(sorted(lnps.glob("*.png")), lnps, FEATURES, raw=False) == []
