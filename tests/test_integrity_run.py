@@ -617,3 +617,13 @@ def test_photo_vs_compat_lnp_statistics_on_real_faces(sample_dir: Path, tmp_path
         Image.fromarray(np.ascontiguousarray(lnp[:, :, ::-1])).save(lnps / f"{i}.png")
     assert "photo-like" in input_kind_warnings(sorted(photos.glob("*.png")), photos, FEATURES, raw=False)[0]
     assert input_kind_warnings(sorted(lnps.glob("*.png")), lnps, FEATURES, raw=False) == []
+
+
+def test_clean_lnps_for_a_compat_detector_and_the_reverse(tmp_path: Path) -> None:
+    from dfig.predict import input_kind_warnings
+
+    (tmp_path / "a.npy").write_bytes(b"")
+    assert "--save_mode compat" in input_kind_warnings([tmp_path / "a.npy"], tmp_path, FEATURES, raw=False)[0]
+    clean = {**FEATURES, "save_mode": "clean"}
+    Image.new("RGB", (8, 8)).save(tmp_path / "b.png")
+    assert "clean .npy" in input_kind_warnings([tmp_path / "b.png"], tmp_path, clean, raw=False)[0]

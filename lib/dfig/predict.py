@@ -460,6 +460,9 @@ def input_kind_warnings(files: list[Path], root: Path, features: dict[str, Any],
     if want.get("save_mode") == "clean":
         odd = [f for f in sample if f.suffix.lower() != ".npy"]
         return [f"{root}: {odd[0].name} is not a clean .npy LNP, which the detector reads: {fix}"] if odd else []
+    if any(f.suffix.lower() == ".npy" for f in sample):
+        return [f"{root}: holds .npy files (clean LNPs) but the detector was trained on compat LNP PNGs: extract "
+                "them with --save_mode compat, or use a detector trained on clean LNPs"]
     photos = [f for f in sample if f.suffix.lower() != ".png"]
     if photos:
         return [f"{root}: {photos[0].name} is a {photos[0].suffix} file, not a compat LNP PNG: these look like "
