@@ -178,6 +178,7 @@ def test_training_records_skipped_files_and_allowed_incomplete_input(
     from dfig.train import load_checkpoint
     from dfig.trainrun import run_training
 
+    monkeypatch.setenv("DFIG_PROFILE", "smoke")  # where io.save_metrics writes (run_all.main sets it too)
     tree = make_tree(tmp_path / "lnp", meta={**FEATURES, "complete": False})
     (tree / "train" / "real" / "broken.png").write_bytes(b"not a png")
     (tree / "val" / "fake" / "empty.png").write_bytes(b"")
@@ -241,6 +242,7 @@ def test_training_refuses_an_incomplete_stage(tmp_path: Path) -> None:
 def test_notebook_input_check_refuses_an_incomplete_stage(tmp_path: Path, monkeypatch) -> None:
     from dfig.notebook import IncompleteStageError, IncompleteStageWarning, RunContext
 
+    monkeypatch.setenv("DFIG_PROFILE", "smoke")  # as notebook.start does
     ctx = RunContext("03_spectra", "smoke", {}, "cpu")
     lnp = ctx.stage_dir("lnp")
     lnp.mkdir(parents=True)
