@@ -68,6 +68,7 @@ def _failed(meta: dict) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # 1. symlinks: label and output path from where the link sits, bad links are named skips
 
+
 @pytest.fixture
 def linked_tree(tmp_path: Path) -> Path:
     raw = _tree(tmp_path / "raw")
@@ -115,9 +116,15 @@ def test_segment_tree_with_links(linked_tree: Path, tmp_path: Path) -> None:
     got = _files(out, ".png")
     assert "train/fake/leak.png" in got and "train/fake/outside.png" in got
     assert rep.done == 10 and {Path(p).name for p, _ in rep.failed} == {
-        "dangling.png", "loop_a.png", "loop_b.png", "dirloop"}
+        "dangling.png",
+        "loop_a.png",
+        "loop_b.png",
+        "dirloop",
+    }
     face = cv2.imread(str(out / "train/fake/leak.png"))
-    assert np.array_equal(face, cv2.imread(str(linked_tree / "test/real/real_0.png")))  # content of the target
+    assert np.array_equal(
+        face, cv2.imread(str(linked_tree / "test/real/real_0.png"))
+    )  # content of the target
 
 
 def test_link_reasons_in_load_rgb(linked_tree: Path) -> None:
@@ -131,6 +138,7 @@ def test_link_reasons_in_load_rgb(linked_tree: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # 2. one feature kind per stage folder; overwrite clears our outputs first
+
 
 def test_lnp_refuses_other_save_mode_then_overwrite(tmp_path: Path) -> None:
     raw = _tree(tmp_path / "raw")
@@ -176,8 +184,9 @@ def test_overwrite_with_shards_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="shard"):
         L.extract_tree(raw, tmp_path / "lnp", _Zero(), shard="0/2", overwrite=True, progress=False)
     with pytest.raises(ValueError, match="shard"):
-        S.segment_tree(raw, tmp_path / "faces", S.WholeImageSegmenter(), shard=(0, 2), overwrite=True,
-                       progress=False)
+        S.segment_tree(
+            raw, tmp_path / "faces", S.WholeImageSegmenter(), shard=(0, 2), overwrite=True, progress=False
+        )
 
 
 def test_segment_refuses_other_segmenter_then_overwrite(tmp_path: Path) -> None:
@@ -202,8 +211,13 @@ def test_segment_refuses_other_segmenter_then_overwrite(tmp_path: Path) -> None:
 
 def _cli(mod: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DFIG_ALLOW_FALLBACKS": "1"}
-    return subprocess.run([sys.executable, "-m", mod, *args, "--no_progress"], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", mod, *args, "--no_progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_cli_refusal_is_one_line_exit_2_and_overwrite_flag(tmp_path: Path) -> None:
@@ -228,6 +242,7 @@ def test_cli_refusal_is_one_line_exit_2_and_overwrite_flag(tmp_path: Path) -> No
 # ---------------------------------------------------------------------------------------------
 # 4. truncated files: rejected in every mode, as in segmentation
 
+
 def test_truncated_jpeg_rejected_in_every_mode(tmp_path: Path) -> None:
     raw = _tree(tmp_path / "raw", n=1)
     bad = _truncated_jpeg(raw / "train" / "fake" / "cut.jpg")
@@ -237,8 +252,9 @@ def test_truncated_jpeg_rejected_in_every_mode(tmp_path: Path) -> None:
         assert [Path(p).name for p, _ in rep.failed] == ["cut.jpg"], mode
         assert not (tmp_path / mode / "train/fake/cut").with_suffix(L.SUFFIX[mode]).exists()
         with pytest.raises(BadImageError, match="cut.jpg"):
-            L.extract_tree(raw, tmp_path / f"{mode}_strict", _Zero(), save_mode=mode, policy="strict",
-                           progress=False)
+            L.extract_tree(
+                raw, tmp_path / f"{mode}_strict", _Zero(), save_mode=mode, policy="strict", progress=False
+            )
         with pytest.raises(BadImageError, match="cut.jpg"):
             L.read_input(bad, mode)
     rep = S.segment_tree(raw, tmp_path / "faces", S.WholeImageSegmenter(), progress=False)
@@ -264,8 +280,11 @@ def test_orphan_parts_removed_lnp(tmp_path: Path) -> None:
     raw = _tree(tmp_path / "raw")
     out = tmp_path / "lnp"
     L.extract_tree(raw, out, _Zero(), progress=False)
-    orphans = [_orphan(out / "train/real/real_0.png"), _orphan(out / "test/fake/fake_9.png"),
-               _orphan(out / "dfig_stage.json")]
+    orphans = [
+        _orphan(out / "train/real/real_0.png"),
+        _orphan(out / "test/fake/fake_9.png"),
+        _orphan(out / "dfig_stage.json"),
+    ]
     assert all(p.exists() and p.name.endswith(".part") for p in orphans)
     foreign = [out / "notes.part", out / "train" / ".hidden.part"]
     for p in foreign:
@@ -281,8 +300,11 @@ def test_orphan_parts_removed_segment_faces_and_masks(tmp_path: Path) -> None:
     raw = _tree(tmp_path / "raw")
     out = tmp_path / "w" / "faces"
     S.segment_tree(raw, out, S.WholeImageSegmenter(), progress=False)
-    orphans = [_orphan(out / "train/real/real_0.png"), _orphan(tmp_path / "w/masks/train/real/real_0.png"),
-               _orphan(out / S.CSV_NAME)]
+    orphans = [
+        _orphan(out / "train/real/real_0.png"),
+        _orphan(tmp_path / "w/masks/train/real/real_0.png"),
+        _orphan(out / S.CSV_NAME),
+    ]
     rep = S.segment_tree(raw, out, S.WholeImageSegmenter(), progress=False)
     assert rep.removed_part_files == 3 and not any(p.exists() for p in orphans)
     assert "removed 3" in rep.summary()
@@ -302,6 +324,7 @@ def test_sharded_rerun_removes_only_its_own_parts(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # 9. stage records merge failures and collisions across shards and reruns
+
 
 def _bad_tree(root: Path) -> Path:
     _tree(root, n=3, splits=("train",))

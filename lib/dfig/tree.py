@@ -2,25 +2,43 @@
 
 Used by segmentation and LNP extraction. An output that exists is complete (every stage writes
 atomically), so a rerun skips it. ``shard=(k, n)`` takes every n-th input starting at k of the sorted
-list, so n processes or machines split a dataset without overlap.
+list, so n processes or machines split a dataset without overlap. Shared by both stages: collisions found over
+the whole tree (:func:`plan_tree`), failures merged across shards and reruns (:func:`merge_failures`),
+and ``overwrite`` clearing (:func:`holds_outputs`, :func:`clear_outputs`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dfig.data.layout import IMAGE_EXTS, list_images, mirror_path
+from dfig.io import temp_target
+from dfig.runlog import RunReport
 
 
 @dataclass
 class TreePlan:
-    """``todo``: (input, output) pairs to do; ``existing``: outputs already complete."""
+    """``todo``: (input, output) pairs to do; ``existing``: outputs already complete; ``collisions``:
+    (input, output, first input) where an earlier input (sorted order, any shard) maps to the same
+    output; ``inputs``: every input of the tree (all shards); ``mine``: this shard's inputs;
+    ``dests``: input -> output for every input (all shards)."""
 
     todo: list[tuple[Path, Path]] = field(default_factory=list)
     existing: list[Path] = field(default_factory=list)
+    collisions: list[tuple[Path, Path, Path]] = field(default_factory=list)
+    inputs: list[Path] = field(default_factory=list)
+    mine: list[Path] = field(default_factory=list)
+    dests: dict[Path, Path] = field(default_factory=dict)
+
+    def report_collisions(self, report: RunReport) -> None:
+        """Count every collision of this shard as a named failure in ``report`` (on every run)."""
+        for src, dest, first in self.collisions:
+            report.fail(src, f"another input, {first.name}, already maps to {dest.name}; rename one of them")
 
 
 def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
@@ -44,18 +62,84 @@ def plan_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
               overwrite: bool = False) -> TreePlan:
     """Pair each input file with its mirrored output (same relative path, ``out_suffix``).
 
-    Refuses an output folder inside the input folder (nothing is ever written into the input tree).
+    Arguments: ``shard=(k, n)`` keeps every n-th input from k; ``overwrite`` puts existing outputs in
+    ``todo`` too. Returns a :class:`TreePlan`. Two inputs that map to one output (``a.jpg``, ``a.png``)
+    are found over the whole tree, before sharding: the first (sorted) keeps the output, the other is a
+    collision, in whichever shard it falls. Refuses an output folder inside the input folder (nothing is
+    ever written into the input tree).
     """
     inp, out = Path(input_dir).resolve(), Path(output_dir).resolve()
     if out == inp or inp in out.parents:
         raise ValueError(f"output folder {out} lies inside the input folder {inp}: choose another one")
     k, n = parse_shard(shard)
-    files = list_images(inp, exts)[k::n]
-    plan = TreePlan()
-    for f in files:
-        dest = mirror_path(f, inp, out, out_suffix)
-        if dest.exists() and not overwrite:
+    files = list_images(inp, exts)
+    plan = TreePlan(inputs=files, mine=files[k::n])
+    owner: dict[Path, Path] = {}
+    for i, f in enumerate(files):
+        dest = plan.dests[f] = mirror_path(f, inp, out, out_suffix)
+        first = owner.setdefault(dest, f)
+        if i % n != k:
+            continue
+        if first != f:
+            plan.collisions.append((f, dest, first))
+        elif dest.exists() and not overwrite:
             plan.existing.append(dest)
         else:
             plan.todo.append((f, dest))
     return plan
+
+
+def merge_failures(old: Iterable[Mapping[str, Any]], report: RunReport, plan: TreePlan) -> list[dict[str, str]]:
+    """The failures of a tree stage across shards and reruns, keyed by input file.
+
+    Arguments: ``old`` the ``failed_files`` of the stage record; ``report`` this run; ``plan`` its plan.
+    Returns sorted ``{"path", "reason"}`` dicts: an old entry stays while its file is still an input and
+    not in this run's shard (another shard's or an earlier run's verdict); this shard's files take this
+    run's verdict, so a file that now succeeds leaves the list and a removed file is forgotten.
+    """
+    everyone, mine = {str(p) for p in plan.inputs}, {str(p) for p in plan.mine}
+    merged = {f["path"]: f["reason"] for f in old if f.get("path") in everyone and f["path"] not in mine}
+    merged.update(dict(report.failed))
+    return [{"path": p, "reason": merged[p]} for p in sorted(merged)]
+
+
+def holds_outputs(root: str | os.PathLike[str], suffixes: Iterable[str]) -> bool:
+    """Whether ``root`` holds any (non-hidden) file with one of ``suffixes`` (links not followed)."""
+    sfx = tuple(s.lower() for s in suffixes)
+    for _dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(not f.startswith(".") and Path(f).suffix.lower() in sfx for f in files):
+            return True
+    return False
+
+
+def clear_outputs(root: str | os.PathLike[str], suffixes: Iterable[str], names: Iterable[str] = ()) -> int:
+    """Delete what a tree stage wrote under ``root`` (for ``overwrite``); other files are kept.
+
+    Arguments: ``suffixes`` of the mirrored outputs (non-hidden files); ``names`` paths relative to
+    ``root`` (files or folders) of the stage's own records. Orphan temporary files of :mod:`dfig.io` go
+    too, then the folders left empty. Links are removed, never followed. Returns the number of files removed.
+    """
+    root, sfx = Path(root), tuple(s.lower() for s in suffixes)
+    if not root.is_dir():
+        return 0
+    n = 0
+    for name in names:
+        p = root / name
+        if p.is_dir() and not p.is_symlink():
+            n += sum(1 for q in p.rglob("*") if q.is_file())
+            shutil.rmtree(p)
+        elif p.is_file() or p.is_symlink():
+            p.unlink()
+            n += 1
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for f in files:
+            p = Path(dirpath) / f
+            if (not f.startswith(".") and p.suffix.lower() in sfx) or temp_target(p) is not None:
+                p.unlink()
+                n += 1
+    for dirpath, _dirs, _files in sorted(os.walk(root), key=lambda t: -len(t[0])):
+        if Path(dirpath) != root and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    return n
