@@ -127,6 +127,22 @@ def test_segment_tree_with_links(linked_tree: Path, tmp_path: Path) -> None:
     )  # content of the target
 
 
+@pytest.mark.parametrize("kind", ["lnp", "segment"])
+def test_link_into_the_output_tree_is_not_read(tmp_path: Path, kind: str) -> None:
+    """A folder link inside the input that reaches the output (or mask) tree: never read back as input."""
+    raw = _tree(tmp_path / "raw", n=1)
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    (raw / "train" / "fake" / "outlink").symlink_to(out, target_is_directory=True)
+    (raw / "train" / "real" / "masklink").symlink_to(masks, target_is_directory=True)
+    for _ in range(2):
+        if kind == "lnp":
+            rep = L.extract_tree(raw, out, _Zero(), progress=False)
+        else:
+            rep = S.segment_tree(raw, out, S.WholeImageSegmenter(), mask_dir=masks, progress=False)
+    assert len(_files(out, ".png")) == 4  # a second run did not take its own outputs as new inputs
+    assert all("output" in r for _, r in rep.failed) and rep.failed
+
+
 def test_link_reasons_in_load_rgb(linked_tree: Path) -> None:
     fake = linked_tree / "train" / "fake"
     for name, word in (("dangling.png", "dangling link"), ("loop_a.png", "loop"), ("dirloop", "loop")):
@@ -259,6 +275,19 @@ def test_truncated_jpeg_rejected_in_every_mode(tmp_path: Path) -> None:
             L.read_input(bad, mode)
     rep = S.segment_tree(raw, tmp_path / "faces", S.WholeImageSegmenter(), progress=False)
     assert [Path(p).name for p, _ in rep.failed] == ["cut.jpg"]
+    res = _cli(
+        "dfig.lnp",
+        "--input_dir",
+        str(raw),
+        "--output_dir",
+        str(tmp_path / "cli"),
+        "--denoiser",
+        "classical",
+        "--policy",
+        "strict",
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert [x for x in res.stderr.splitlines() if x.startswith("error:")][0].count("cut.jpg") == 1
 
 
 # ---------------------------------------------------------------------------------------------

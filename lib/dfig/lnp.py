@@ -336,7 +336,7 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     denoiser = prepare(denoiser, device)
     report = RunReport("lnp")
     report.skipped_existing = len(plan.existing)
-    plan.report_collisions(report)  # e.g. a.jpg and a.png in one folder would both write a.png
+    plan.report_refused(report)  # e.g. a.jpg and a.png in one folder would both write a.png
     todo = plan.todo
     mine = set(plan.existing) | {d for _, d in todo}
     out.mkdir(parents=True, exist_ok=True)

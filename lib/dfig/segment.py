@@ -475,15 +475,19 @@ def _check_faces_folder(inp: Path, out: Path, rec: Mapping[str, Any], face_forma
         return True
     if not old:
         return False
-    prev = old.get("segmenter", {})
-    prev_id = (prev.get("name"), (prev.get("weights") or {}).get("sha256"), old.get("face_format"))
-    cur_id = (rec.get("name"), (rec.get("weights") or {}).get("sha256"), face_format)
-    if prev_id != cur_id:
-        raise ValueError(f"{out} holds faces made by segmenter {prev_id[0]!r} (weights sha256 {prev_id[1]}, "
-                         f"format {prev_id[2]}), not {cur_id[0]!r} (sha256 {cur_id[1]}, format {cur_id[2]}): "
-                         "resuming would mix methods. Use another --output_dir, or rerun with --overwrite "
-                         "(overwrite=True) to delete those faces and masks and start over.")
+    a, b = _faces_signature(old.get("segmenter") or {}, old.get("face_format")), _faces_signature(rec, face_format)
+    if a != b:
+        diff = ", ".join(f"{k}: {a[k]!r} there vs {b[k]!r} now" for k in a if a[k] != b[k])
+        raise ValueError(f"{out} holds faces made by segmenter {a['segmenter']!r} ({diff}): resuming would mix "
+                         "methods. Use another --output_dir, or rerun with --overwrite (overwrite=True) to delete "
+                         "those faces and masks and start over.")
     return False
+
+
+def _faces_signature(rec: Mapping[str, Any], face_format: str | None) -> dict[str, Any]:
+    """What must match for a resumed run to add to an existing faces folder."""
+    return {"segmenter": rec.get("name"), "weights sha256": (rec.get("weights") or {}).get("sha256"),
+            "face format": face_format, "auto options": rec.get("auto_options")}
 
 
 def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], segmenter: Segmenter,
@@ -514,17 +518,18 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     shard = parse_shard(shard)
     inp, out = Path(input_dir).resolve(), Path(output_dir).resolve()
     masks = Path(mask_dir).resolve() if mask_dir is not None else default_mask_dir(out)
-    plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True)  # all pairs; split below
+    plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True,  # all pairs; split below
+                     also_outputs=(masks,))
     if _inside(masks, inp) or _inside(masks, out) or _inside(out, masks):
         raise ValueError(f"mask folder {masks} must lie outside the input folder {inp} and the faces "
                          f"folder {out} (and not contain it): choose another --mask_dir")
     rec = dict(record) if record is not None else {"name": segmenter.name}
     seg_name = rec.setdefault("name", segmenter.name)
     if _check_faces_folder(inp, out, rec, face_format, overwrite, shard[1]):
-        plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True)
+        plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True, also_outputs=(masks,))
 
     report = RunReport(STAGE, extra={"segmenter": seg_name, "shard": f"{shard[0]}/{shard[1]}"})
-    plan.report_collisions(report)
+    plan.report_refused(report)
     csv_path = out / CSV_NAME
     old_rows = _read_csv(csv_path)
     new_rows: dict[str, dict[str, Any]] = {}

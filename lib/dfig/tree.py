@@ -23,22 +23,22 @@ from dfig.runlog import RunReport
 
 @dataclass
 class TreePlan:
-    """``todo``: (input, output) pairs to do; ``existing``: outputs already complete; ``collisions``:
-    (input, output, first input) where an earlier input (sorted order, any shard) maps to the same
-    output; ``inputs``: every input of the tree (all shards); ``mine``: this shard's inputs;
-    ``dests``: input -> output for every input (all shards)."""
+    """``todo``: (input, output) pairs to do; ``existing``: outputs already complete; ``refused``:
+    (input, reason) for this shard's inputs that must not run: a name collision (an earlier input, in
+    sorted order and any shard, maps to the same output) or a link into an output tree; ``inputs``:
+    every input of the tree (all shards); ``mine``: this shard's inputs; ``dests``: input -> output."""
 
     todo: list[tuple[Path, Path]] = field(default_factory=list)
     existing: list[Path] = field(default_factory=list)
-    collisions: list[tuple[Path, Path, Path]] = field(default_factory=list)
+    refused: list[tuple[Path, str]] = field(default_factory=list)
     inputs: list[Path] = field(default_factory=list)
     mine: list[Path] = field(default_factory=list)
     dests: dict[Path, Path] = field(default_factory=dict)
 
-    def report_collisions(self, report: RunReport) -> None:
-        """Count every collision of this shard as a named failure in ``report`` (on every run)."""
-        for src, dest, first in self.collisions:
-            report.fail(src, f"another input, {first.name}, already maps to {dest.name}; rename one of them")
+    def report_refused(self, report: RunReport) -> None:
+        """Count every refused input of this shard as a named failure in ``report`` (on every run)."""
+        for src, reason in self.refused:
+            report.fail(src, reason)
 
 
 def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
@@ -59,11 +59,13 @@ def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
 
 def plan_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], out_suffix: str,
               exts: Iterable[str] = IMAGE_EXTS, shard: tuple[int, int] = (0, 1),
-              overwrite: bool = False) -> TreePlan:
+              overwrite: bool = False, also_outputs: Iterable[str | os.PathLike[str]] = ()) -> TreePlan:
     """Pair each input file with its mirrored output (same relative path, ``out_suffix``).
 
     Arguments: ``shard=(k, n)`` keeps every n-th input from k; ``overwrite`` puts existing outputs in
-    ``todo`` too. Returns a :class:`TreePlan`. Two inputs that map to one output (``a.jpg``, ``a.png``)
+    ``todo`` too; ``also_outputs`` other folders the stage writes (masks). Returns a :class:`TreePlan`.
+    A link in the input that reaches ``output_dir`` or ``also_outputs`` is refused (the stage would
+    read its own outputs as new inputs). Two inputs that map to one output (``a.jpg``, ``a.png``)
     are found over the whole tree, before sharding: the first (sorted) keeps the output, the other is a
     collision, in whichever shard it falls. Refuses an output folder inside the input folder (nothing is
     ever written into the input tree).
@@ -72,7 +74,8 @@ def plan_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     if out == inp or inp in out.parents:
         raise ValueError(f"output folder {out} lies inside the input folder {inp}: choose another one")
     k, n = parse_shard(shard)
-    files = list_images(inp, exts)
+    outs = [out, *(Path(d).resolve() for d in also_outputs)]
+    files = list_images(inp, exts, skip=outs)
     plan = TreePlan(inputs=files, mine=files[k::n])
     owner: dict[Path, Path] = {}
     for i, f in enumerate(files):
@@ -80,8 +83,12 @@ def plan_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
         first = owner.setdefault(dest, f)
         if i % n != k:
             continue
-        if first != f:
-            plan.collisions.append((f, dest, first))
+        real = Path(os.path.realpath(f))
+        into = next((o for o in outs if real == o or o in real.parents), None)
+        if into is not None:
+            plan.refused.append((f, f"is a link into the output folder {into}; a stage never reads its own outputs"))
+        elif first != f:
+            plan.refused.append((f, f"another input, {first.name}, already maps to {dest.name}; rename one of them"))
         elif dest.exists() and not overwrite:
             plan.existing.append(dest)
         else:

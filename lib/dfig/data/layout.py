@@ -40,10 +40,12 @@ def _class_dirs(split_dir: Path) -> list[tuple[Path, int]]:
     return found
 
 
-def list_images(folder: str | os.PathLike[str], exts: Iterable[str] = IMAGE_EXTS) -> list[Path]:
+def list_images(folder: str | os.PathLike[str], exts: Iterable[str] = IMAGE_EXTS,
+                skip: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     """All files under ``folder`` (recursive) whose suffix is in ``exts``, sorted; hidden files skipped.
 
-    Arguments: ``folder`` the tree to list; ``exts`` the suffixes to keep (any case).
+    Arguments: ``folder`` the tree to list; ``exts`` the suffixes to keep (any case); ``skip`` folders
+    never entered (a stage's own output trees): a link that reaches one is listed instead, like a loop.
     Returns the paths where the files SIT in the tree: a link is listed under its own name, never as
     its target, so labels and output paths come from its place. Links to folders are followed, except a
     link back to a folder that contains it (a loop): that link is listed, whatever its name, so that
@@ -56,13 +58,14 @@ def list_images(folder: str | os.PathLike[str], exts: Iterable[str] = IMAGE_EXTS
     exts = tuple(e.lower() for e in exts)
     out = []
     chains = {os.fspath(folder): (os.path.realpath(folder),)}  # real folders from the top down to here
+    avoid = tuple(os.path.realpath(d) for d in skip)
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         chain = chains.pop(dirpath, (os.path.realpath(dirpath),))
         keep = []
         for d in sorted(d for d in dirnames if not d.startswith(".")):
             sub = os.path.join(dirpath, d)
             real = os.path.realpath(sub)
-            if real in chain:  # a link to a folder above it: walking it would never end
+            if real in chain or any(real == a or real.startswith(a + os.sep) for a in avoid):  # a loop
                 out.append(Path(sub))
                 continue
             chains[sub] = (*chain, real)
