@@ -193,6 +193,12 @@ def test_overwrite_never_clears_another_stage(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="another stage"):
         S.segment_tree(raw, lnp, S.WholeImageSegmenter(), overwrite=True, progress=False)
     assert len(_files(faces, ".png")) == 4 and len(_files(lnp, ".png")) == 4
+    mine = _img(tmp_path / "photos" / "keep.png")  # images, but no dfig record: not ours to delete
+    with pytest.raises(ValueError, match="did not make them"):
+        L.extract_tree(raw, mine.parent, _Zero(), overwrite=True, progress=False)
+    with pytest.raises(ValueError, match="did not make them"):
+        S.segment_tree(raw, mine.parent, S.WholeImageSegmenter(), overwrite=True, progress=False)
+    assert mine.exists() and not (mine.parent / "train").exists()
 
 
 def test_overwrite_with_shards_refused(tmp_path: Path) -> None:
