@@ -346,9 +346,10 @@ def test_orphan_parts_removed_segment_faces_and_masks(tmp_path: Path) -> None:
     assert read_stage_meta(out)["counts"]["removed_part_files"] == 3
 
 
-def test_sharded_rerun_removes_only_its_own_parts(tmp_path: Path) -> None:
+def test_sharded_rerun_removes_only_its_own_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     raw = _tree(tmp_path / "raw")
-    out = tmp_path / "lnp"
+    monkeypatch.chdir(tmp_path)
+    out = Path("lnp")  # a relative output folder: plan paths are resolved, the walk must match them
     L.extract_tree(raw, out, _Zero(), progress=False)
     plan0 = plan_tree(raw, out, ".png", shard=(0, 2), overwrite=True)
     plan1 = plan_tree(raw, out, ".png", shard=(1, 2), overwrite=True)

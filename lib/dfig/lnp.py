@@ -45,12 +45,11 @@ from dfig.io import (
     STAGE_META,
     atomic_write_bytes,
     read_stage_meta,
-    remove_orphan_temps,
     save_json,
     update_stage_meta,
 )
 from dfig.runlog import RunReport
-from dfig.tree import TreePlan, clear_outputs, holds_outputs, merge_failures, parse_shard, plan_tree
+from dfig.tree import clear_outputs, holds_outputs, parse_shard, plan_tree, record_run, remove_orphans
 
 SAVE_MODES: tuple[str, ...] = ("compat", "clean")
 SUFFIX: dict[str, str] = {"compat": ".png", "clean": ".npy"}
@@ -277,21 +276,6 @@ def _check_folder(out: Path, meta: dict[str, Any], overwrite: bool, shards: int)
     return False
 
 
-def _record_counts(out: Path, plan: TreePlan, report: RunReport, seconds: float) -> dict[str, Any]:
-    """Fold this run into the stage record (under its lock): failures merged, totals recomputed."""
-    def update(old: dict[str, Any]) -> dict[str, Any]:
-        failed = merge_failures((old.get("counts") or {}).get("failed_files") or [], report, plan)
-        bad = {f["path"] for f in failed}
-        present = {d for d in plan.dests.values() if d.exists()}
-        counts = {"inputs": len(plan.inputs), "outputs": len(present), "failed": len(failed),
-                  "failed_files": failed, "done": report.done, "skipped_existing": report.skipped_existing,
-                  "removed_part_files": report.removed_part_files, "seconds": round(seconds, 3)}
-        complete = all(d in present or str(src) in bad for src, d in plan.dests.items())
-        return {**old, "complete": complete, "counts": counts}
-
-    return update_stage_meta(out, update)["counts"]
-
-
 def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], denoiser: Any,
                  save_mode: str = "compat", batch_size: int = 16, shard: tuple[int, int] | str = (0, 1),
                  policy: str = "skip", device: str | torch.device = "cpu", progress: bool = True,
@@ -338,9 +322,8 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     report.skipped_existing = len(plan.existing)
     plan.report_refused(report)  # e.g. a.jpg and a.png in one folder would both write a.png
     todo = plan.todo
-    mine = set(plan.existing) | {d for _, d in todo}
     out.mkdir(parents=True, exist_ok=True)
-    report.removed_part_files = len(remove_orphan_temps(out, None if n == 1 else mine.__contains__))
+    report.removed_part_files = remove_orphans(plan, out, n)
     update_stage_meta(out, lambda old: {**meta, "complete": False, "counts": old.get("counts")})
 
     from tqdm.auto import tqdm
@@ -363,7 +346,8 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     counts = {"done": report.done, "skipped_existing": report.skipped_existing, "failed": len(report.failed),
               "failed_files": [{"path": p, "reason": r} for p, r in report.failed], "seconds": round(seconds, 3),
               "removed_part_files": report.removed_part_files}
-    _record_counts(out, plan, report, seconds)  # the tree's record: all shards and reruns
+    record_run(out, plan, report, {"done": report.done, "skipped_existing": report.skipped_existing,
+                                   "seconds": round(seconds, 3)})  # the tree's record: all shards and reruns
     if n > 1:  # and this shard's own run beside it
         save_json({**meta, "shard": [k, n], "counts": counts}, out / ".dfig_shards" / f"lnp_{k}_of_{n}.json")
     return report

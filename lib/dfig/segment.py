@@ -63,11 +63,10 @@ from dfig.io import (
     atomic_write_bytes,
     atomic_write_text,
     read_stage_meta,
-    remove_orphan_temps,
     update_stage_meta,
 )
 from dfig.runlog import RunReport
-from dfig.tree import TreePlan, clear_outputs, holds_outputs, merge_failures, parse_shard, plan_tree
+from dfig.tree import clear_outputs, holds_outputs, parse_shard, plan_tree, record_run, remove_orphans
 from dfig.weights import MissingWeightsError, WrongWeightsError
 
 STAGE = "segmentation"
@@ -551,7 +550,7 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
             "mask_dir": str(masks), "csv": CSV_NAME, "input_dir": str(inp), "input": read_stage_meta(inp)}
     if meta["input"].get("synthetic"):
         meta["synthetic"] = True
-    _remove_orphans(out, masks, plan, shard[1], report)
+    report.removed_part_files = remove_orphans(plan, out, shard[1], mirrors=[(masks, ".png")])
     update_stage_meta(out, lambda old: {**meta, "counts": old.get("counts")})
 
     for src, dest in tqdm(todo, desc=f"segment [{seg_name}]", disable=not progress, unit="img"):
@@ -575,26 +574,8 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
 
     if new_rows or not csv_path.exists():
         _write_csv(csv_path, new_rows)
-    total = len(_read_csv(csv_path))
-
-    def update(old: dict[str, Any]) -> dict[str, Any]:  # the tree's record: all shards and reruns
-        failed = merge_failures((old.get("counts") or {}).get("failed_files") or [], report, plan)
-        return {**old, "counts": {"faces_in_csv": total, "inputs": len(plan.inputs), "failed": len(failed),
-                                  "failed_files": failed, "removed_part_files": report.removed_part_files,
-                                  "this_run": report.to_dict()}}
-
-    update_stage_meta(out, update)
+    record_run(out, plan, report, {"faces_in_csv": len(_read_csv(csv_path)), "this_run": report.to_dict()})
     return report
-
-
-def _remove_orphans(out: Path, masks: Path, plan: TreePlan, shards: int, report: RunReport) -> None:
-    """Delete the ``.part`` files a killed run left in the faces and mask trees (a shard: only its own)."""
-    owned = None
-    if shards > 1:
-        faces = set(plan.existing) | {d for _, d in plan.todo}
-        mine = faces | {masks / d.relative_to(out).with_suffix(".png") for d in faces}
-        owned = mine.__contains__
-    report.removed_part_files = sum(len(remove_orphan_temps(r, owned)) for r in (out, masks) if r.is_dir())
 
 
 # ---------------------------------------------------------------------------------------------

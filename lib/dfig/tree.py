@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dfig.data.layout import IMAGE_EXTS, list_images, mirror_path
-from dfig.io import temp_target
+from dfig.io import remove_orphan_temps, temp_target, update_stage_meta
 from dfig.runlog import RunReport
 
 
@@ -108,6 +108,46 @@ def merge_failures(old: Iterable[Mapping[str, Any]], report: RunReport, plan: Tr
     merged = {f["path"]: f["reason"] for f in old if f.get("path") in everyone and f["path"] not in mine}
     merged.update(dict(report.failed))
     return [{"path": p, "reason": merged[p]} for p in sorted(merged)]
+
+
+def remove_orphans(plan: TreePlan, output_dir: str | os.PathLike[str], shards: int,
+                   mirrors: Iterable[tuple[str | os.PathLike[str], str]] = ()) -> int:
+    """Delete the temporary files a killed run left in the output tree and its mirrors; count them.
+
+    Arguments: ``plan`` this run's plan; ``shards`` N of ``--shard K/N``; ``mirrors`` other trees the
+    stage writes as ``(root, suffix)`` (masks: same relative path, ``.png``). Unsharded, every temp file
+    named as :mod:`dfig.io` names them goes; a shard removes only those of its own outputs (another shard
+    may be writing its own right now). Returns the number removed.
+    """
+    out = Path(output_dir).resolve()
+    roots = [out, *(Path(r).resolve() for r, _ in mirrors)]
+    owned = None
+    if shards > 1:
+        faces = set(plan.existing) | {d for _, d in plan.todo}
+        mine = faces | {Path(r).resolve() / d.relative_to(out).with_suffix(sfx) for r, sfx in mirrors for d in faces}
+        owned = mine.__contains__
+    return sum(len(remove_orphan_temps(r, owned)) for r in roots if r.is_dir())
+
+
+def record_run(output_dir: str | os.PathLike[str], plan: TreePlan, report: RunReport,
+               counts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Fold one run (one shard) into the tree's stage record, under the record's lock.
+
+    Arguments: ``plan``/``report`` of this run; ``counts`` stage-specific entries added to the counts.
+    Returns the record's new ``counts``: ``inputs`` (all shards), ``outputs`` present, ``failed`` and
+    ``failed_files`` merged by :func:`merge_failures`, this run's ``removed_part_files``, and ``counts``.
+    The record's ``complete`` says whether every input now has its output or a recorded failure.
+    """
+    def update(old: dict[str, Any]) -> dict[str, Any]:
+        failed = merge_failures((old.get("counts") or {}).get("failed_files") or [], report, plan)
+        bad = {f["path"] for f in failed}
+        present = {d for d in plan.dests.values() if d.exists()}
+        new = {"inputs": len(plan.inputs), "outputs": len(present), "failed": len(failed), "failed_files": failed,
+               "removed_part_files": report.removed_part_files, **(counts or {})}
+        complete = all(d in present or str(src) in bad for src, d in plan.dests.items())
+        return {**old, "complete": complete, "counts": new}
+
+    return update_stage_meta(output_dir, update)["counts"]
 
 
 def holds_outputs(root: str | os.PathLike[str], suffixes: Iterable[str]) -> bool:
