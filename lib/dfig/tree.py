@@ -9,6 +9,7 @@ and ``overwrite`` clearing (:func:`holds_outputs`, :func:`clear_outputs`).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Iterable, Mapping
@@ -78,13 +79,15 @@ def plan_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     files = list_images(inp, exts, skip=outs)
     plan = TreePlan(inputs=files, mine=files[k::n])
     owner: dict[Path, Path] = {}
+    real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
+    out_strs = [str(o) for o in outs]
     for i, f in enumerate(files):
         dest = plan.dests[f] = mirror_path(f, inp, out, out_suffix)
         first = owner.setdefault(dest, f)
         if i % n != k:
             continue
-        real = Path(os.path.realpath(f))
-        into = next((o for o in outs if real == o or o in real.parents), None)
+        real = os.path.realpath(f) if f.is_symlink() else os.path.join(real_dir(os.path.dirname(f)), f.name)
+        into = next((o for o in out_strs if real == o or real.startswith(o + os.sep)), None)
         if into is not None:
             plan.refused.append((f, f"is a link into the output folder {into}; a stage never reads its own outputs"))
         elif first != f:
