@@ -150,6 +150,10 @@ def test_link_reasons_in_load_rgb(linked_tree: Path) -> None:
             load_rgb(fake / name)
         assert word in ei.value.reason and str(fake / name) in str(ei.value)
     assert load_rgb(fake / "leak.png").size == (20, 16)
+    (fake / "gone.npy").symlink_to(fake / "missing.npy")
+    with pytest.raises(BadImageError) as ei:  # the LNP reader (spectra, plots) says the same
+        L.read_lnp(fake / "gone.npy")
+    assert "dangling link" in ei.value.reason
 
 
 # ---------------------------------------------------------------------------------------------

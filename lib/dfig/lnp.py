@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from dfig import __version__
-from dfig.data.images import BAD_FILE_POLICIES, BadImageError, load_rgb
+from dfig.data.images import BAD_FILE_POLICIES, BadImageError, link_problem, load_rgb
 from dfig.data.layout import LNP_EXTS
 from dfig.io import (
     STAGE_META,
@@ -107,10 +107,17 @@ def read_lnp(path: str | os.PathLike[str]) -> np.ndarray:
 
     ``.png`` (compat): RGB ``uint8 / 255`` in [0, 1] (the wrapped values the original classifier saw).
     ``.npy`` (clean): the signed residual in image units.
+    Raises :class:`BadImageError` naming the file for a bad file or link.
     """
     p = Path(path)
+    bad_link = link_problem(p)
+    if bad_link:
+        raise BadImageError(p, bad_link)
     if p.suffix.lower() == ".npy":
-        arr = np.load(p, allow_pickle=False)
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise BadImageError(p, f"is not a valid .npy array file ({e})") from e
         if arr.ndim != 3 or arr.shape[2] != 3:
             raise BadImageError(p, f"is not an H x W x 3 LNP array (shape {arr.shape})")
         return arr.astype(np.float32)
