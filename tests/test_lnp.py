@@ -235,7 +235,8 @@ def test_kill_midway_then_resume(tmp_path: Path) -> None:
     for p in done:  # every visible output is complete
         img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
         assert img is not None and img.shape == (*size, 3), p
-    assert all(p.name.startswith(".") for p in out_dir.rglob("*.part"))  # leftovers are hidden temp files
+    parts = list(out_dir.rglob("*.part"))
+    assert all(p.name.startswith(".") for p in parts)  # leftovers are hidden temp files
     stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in done}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -243,4 +244,7 @@ def test_kill_midway_then_resume(tmp_path: Path) -> None:
     assert m and (int(m[1]), int(m[2]), int(m[3])) == (len(files) - len(done), len(done), 0)
     assert len(list(out_dir.rglob("*.png"))) == len(files)
     assert all((p.stat().st_ino, p.stat().st_mtime_ns) == s for p, s in stamps.items())  # not redone
+    assert not list(out_dir.rglob("*.part"))  # an orphan of the killed write is removed by the rerun
+    assert json.loads((out_dir / "dfig_stage.json").read_text())["counts"]["removed_part_files"] == len(parts)
+    assert (f"removed {len(parts)} unfinished" in res.stdout) == bool(parts)
     assert json.loads((out_dir / "dfig_stage.json").read_text())["complete"] is True

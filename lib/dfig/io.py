@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+#: Every temporary file :func:`atomic_path` makes is named ``.<dest name>.<8 random chars><dest suffix>.part``.
+TEMP_SUFFIX = ".part"
+_TEMP_NAME = re.compile(r"^\.(?P<dest>.+)\.[a-z0-9_]{8}(?P<ext>\.[^.]*)?\.part$")
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; on success it replaces ``dest`` atomically.
@@ -29,7 +35,7 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix + ".part", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix + TEMP_SUFFIX, dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -39,6 +45,39 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def temp_target(path: str | os.PathLike[str]) -> Path | None:
+    """The file that a temporary file of :func:`atomic_path` was to become, or ``None``.
+
+    Arguments: ``path`` any file. Returns ``<folder>/<dest name>`` when the name is exactly as
+    :func:`atomic_path` names its temporary files (default suffix), else ``None`` (not ours).
+    """
+    p = Path(path)
+    m = _TEMP_NAME.match(p.name)
+    if not m or (m["ext"] or "") != Path(m["dest"]).suffix:
+        return None
+    return p.with_name(m["dest"])
+
+
+def remove_orphan_temps(root: str | os.PathLike[str],
+                        owned: Callable[[Path], bool] | None = None) -> list[Path]:
+    """Delete the temporary files a killed process (kill -9 mid-write) left under ``root``.
+
+    Arguments: ``root`` an output tree; ``owned(dest)`` limits the removal to temporary files whose
+    destination it accepts (a shard removes only those of its own outputs: another shard may be writing
+    one right now); ``None`` removes all. Only files named as :func:`atomic_path` names them
+    (:func:`temp_target`) are touched; links are not followed. Returns the removed paths.
+    """
+    removed: list[Path] = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            dest = temp_target(p) if name.endswith(TEMP_SUFFIX) else None
+            if dest is not None and (owned is None or owned(dest)):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(dest: str | os.PathLike[str], data: bytes) -> Path:
@@ -156,3 +195,38 @@ def read_stage_meta(root: str | os.PathLike[str]) -> dict[str, Any]:
     """Read ``dfig_stage.json`` of a tree made by a dfig stage; ``{}`` for a raw input tree."""
     p = Path(root) / STAGE_META
     return load_json(p) if p.exists() else {}
+
+
+@contextlib.contextmanager
+def stage_meta_lock(root: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock (``<root>/.dfig_stage.lock``) while a shard reads and rewrites the record.
+
+    Arguments: ``root`` the output tree. Shards of one stage share one ``dfig_stage.json``; without the
+    lock two shards finishing together could each write a record missing the other's failures.
+    Where ``fcntl`` is missing (not POSIX) it does not lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with open(Path(root) / ".dfig_stage.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def update_stage_meta(root: str | os.PathLike[str],
+                      update: Callable[[dict[str, Any]], Mapping[str, Any]]) -> dict[str, Any]:
+    """Read ``dfig_stage.json``, apply ``update(old) -> new`` and write it back, under :func:`stage_meta_lock`.
+
+    Arguments: ``root`` the output tree; ``update`` gets the current record (``{}`` if none).
+    Returns the record written.
+    """
+    with stage_meta_lock(root):
+        new = dict(update(read_stage_meta(root)))
+        write_stage_meta(root, new)
+    return new

@@ -39,10 +39,17 @@ import numpy as np
 import torch
 
 from dfig import __version__
-from dfig.data.images import BAD_FILE_POLICIES, BadImageError, load_rgb
-from dfig.io import STAGE_META, atomic_write_bytes, read_stage_meta, save_json, write_stage_meta
+from dfig.data.images import BAD_FILE_POLICIES, BadImageError, link_problem, load_rgb
+from dfig.data.layout import LNP_EXTS
+from dfig.io import (
+    STAGE_META,
+    atomic_write_bytes,
+    read_stage_meta,
+    save_json,
+    update_stage_meta,
+)
 from dfig.runlog import RunReport
-from dfig.tree import parse_shard, plan_tree
+from dfig.tree import clear_outputs, holds_outputs, parse_shard, plan_tree, record_run, remove_orphans
 
 SAVE_MODES: tuple[str, ...] = ("compat", "clean")
 SUFFIX: dict[str, str] = {"compat": ".png", "clean": ".npy"}
@@ -100,10 +107,17 @@ def read_lnp(path: str | os.PathLike[str]) -> np.ndarray:
 
     ``.png`` (compat): RGB ``uint8 / 255`` in [0, 1] (the wrapped values the original classifier saw).
     ``.npy`` (clean): the signed residual in image units.
+    Raises :class:`BadImageError` naming the file for a bad file or link.
     """
     p = Path(path)
+    bad_link = link_problem(p)
+    if bad_link:
+        raise BadImageError(p, bad_link)
     if p.suffix.lower() == ".npy":
-        arr = np.load(p, allow_pickle=False)
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise BadImageError(p, f"is not a valid .npy array file ({e})") from e
         if arr.ndim != 3 or arr.shape[2] != 3:
             raise BadImageError(p, f"is not an H x W x 3 LNP array (shape {arr.shape})")
         return arr.astype(np.float32)
@@ -116,19 +130,19 @@ def read_lnp(path: str | os.PathLike[str]) -> np.ndarray:
 def read_input(path: Path, save_mode: str) -> np.ndarray:
     """HxWx3 uint8 in the channel order the denoiser gets: BGR via cv2 (compat), RGB via PIL (clean).
 
+    Every mode first decodes the whole file with :func:`dfig.data.load_rgb`, so that a truncated, empty
+    or broken file is rejected exactly as in the clean mode and segmentation (``cv2.imread`` alone
+    fills the missing part of a truncated JPEG with grey). Compat then takes the pixels from
+    ``cv2.imread`` (the original script's decoder), or PIL's where OpenCV cannot read the format.
     Raises :class:`BadImageError` naming the file when it cannot be decoded.
     """
+    rgb = np.asarray(load_rgb(path))
     if save_mode == "compat":
         import cv2
 
-        img = None
-        if path.is_file() and path.stat().st_size > 0:
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is not None:
-            return img
-        rgb = np.asarray(load_rgb(path))  # raises BadImageError with the reason (or decodes what cv2 cannot)
-        return np.ascontiguousarray(rgb[:, :, ::-1])
-    return np.asarray(load_rgb(path))
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return img if img is not None else np.ascontiguousarray(rgb[:, :, ::-1])
+    return rgb
 
 
 def _batches(items: list[tuple[Path, Path]], save_mode: str, batch_size: int, report: RunReport,
@@ -231,26 +245,49 @@ def _signature(meta: dict[str, Any]) -> dict[str, Any]:
             "classical": den.get("classical"), "precision": meta.get("precision")}
 
 
-def _check_resume(out: Path, meta: dict[str, Any], n_existing: int) -> None:
+def _stage_meta(inp: Path, rec: dict[str, Any], save_mode: str, precision: str) -> dict[str, Any]:
+    return {
+        "stage": "lnp", "dfig_version": __version__, "denoiser": rec, "method": rec.get("method"),
+        "fallback": rec.get("fallback"), "save_mode": save_mode, "suffix": SUFFIX[save_mode],
+        "channel_order_into_denoiser": CHANNEL_ORDER[save_mode], "value_scale": VALUE_SCALE[save_mode],
+        "resize": None, "precision": precision, "input_dir": str(inp.resolve()),
+        "input": read_stage_meta(inp),
+    }
+
+
+def _check_folder(out: Path, meta: dict[str, Any], overwrite: bool, shards: int) -> bool:
+    """Refuse to add to a folder this run does not match; with ``overwrite`` clear it (returns True)."""
     old = read_stage_meta(out)
     if old and old.get("stage") != "lnp":
         raise ValueError(f"{out} holds the output of another stage ({out / STAGE_META}: "
                          f"stage {old.get('stage')!r}); choose an empty or LNP output folder.")
-    if not old or n_existing == 0:
-        return
+    if overwrite:
+        if shards > 1:
+            raise ValueError(f"--overwrite deletes every LNP in {out}: it cannot run as one shard of several "
+                             "(the other shards would lose their work). Run it once without --shard.")
+        if old:
+            return clear_outputs(out, LNP_EXTS, (STAGE_META, ".dfig_shards")) >= 0
+        if out.is_dir() and holds_outputs(out, LNP_EXTS):
+            raise ValueError(f"{out} holds .png/.npy files but no {STAGE_META}: dfig.lnp did not make them, "
+                             "so --overwrite does not delete them. Choose an empty --output_dir.")
+        return False
+    if not old or not holds_outputs(out, LNP_EXTS):
+        return False
     a, b = _signature(old), _signature(meta)
     if a != b:
         diff = ", ".join(f"{k}: {a[k]!r} there vs {b[k]!r} now" for k in a if a[k] != b[k])
         raise ValueError(
-            f"{out} already holds {n_existing} LNP files made differently ({diff}). Resuming would mix "
-            "methods in one tree: choose another --output_dir, or delete that folder to start over.")
+            f"{out} holds LNPs of save_mode {a['save_mode']!r} made differently ({diff}). A stage folder "
+            "holds one feature kind: choose another --output_dir, or rerun with --overwrite "
+            "(overwrite=True) to delete those LNPs and start over.")
+    return False
 
 
 def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], denoiser: Any,
                  save_mode: str = "compat", batch_size: int = 16, shard: tuple[int, int] | str = (0, 1),
                  policy: str = "skip", device: str | torch.device = "cpu", progress: bool = True,
                  precision: str = "fp32", record: dict[str, Any] | None = None,
-                 max_batch_pixels: int | None = MAX_BATCH_PIXELS) -> RunReport:
+                 max_batch_pixels: int | None = MAX_BATCH_PIXELS, overwrite: bool = False) -> RunReport:
     """Write the LNP of every image under ``input_dir`` to the mirrored path under ``output_dir``.
 
     ``denoiser``: an object with ``residual(x)`` (see :func:`dfig.denoise.build_denoiser`), or a
@@ -259,6 +296,13 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     ``record`` (default: ``denoiser.source``) is stored in ``dfig_stage.json``. A batch holds at most
     ``max_batch_pixels`` pixels (default 16 images of 256x256; a 1024x1024 image goes alone), which
     bounds the memory (~2 GB on CPU for CycleISP); ``None`` lifts the bound.
+
+    A folder holds one feature kind: a run whose save mode, denoiser, its parameters or precision
+    differ from the LNPs already there is refused, unless ``overwrite=True``, which first deletes the
+    LNPs and records this stage made (never another stage's folder; not with shards). Orphan ``.part``
+    files of a killed run are removed (a shard removes only its own) and counted. The stage record
+    merges failures and name collisions across shards and reruns (keyed by input file).
+    Returns the :class:`RunReport` of this run.
     """
     if save_mode not in SAVE_MODES:
         raise ValueError(f"save_mode must be one of {SAVE_MODES}, got {save_mode!r}")
@@ -275,29 +319,19 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
         record = record or built
     k, n = parse_shard(shard)
     inp, out = Path(input_dir), Path(output_dir)
-    plan = plan_tree(inp, out, SUFFIX[save_mode], shard=(k, n))
     rec = record or _record_of(denoiser)
+    meta = _stage_meta(inp, rec, save_mode, precision)
+    plan = plan_tree(inp, out, SUFFIX[save_mode], shard=(k, n))  # checks the folders before anything is deleted
+    if _check_folder(out, meta, overwrite, n):
+        plan = plan_tree(inp, out, SUFFIX[save_mode], shard=(k, n))
     denoiser = prepare(denoiser, device)
     report = RunReport("lnp")
     report.skipped_existing = len(plan.existing)
-    seen = set(plan.existing)
-    todo = []
-    for src, dest in plan.todo:  # e.g. a.jpg and a.png in one folder would both write a.png
-        if dest in seen:
-            report.fail(src, f"another input already maps to {dest.name}; rename one of them")
-        else:
-            seen.add(dest)
-            todo.append((src, dest))
-    meta: dict[str, Any] = {
-        "stage": "lnp", "dfig_version": __version__, "denoiser": rec, "method": rec.get("method"),
-        "fallback": rec.get("fallback"), "save_mode": save_mode, "suffix": SUFFIX[save_mode],
-        "channel_order_into_denoiser": CHANNEL_ORDER[save_mode], "value_scale": VALUE_SCALE[save_mode],
-        "resize": None, "precision": precision, "input_dir": str(inp.resolve()),
-        "input": read_stage_meta(inp),
-    }
-    _check_resume(out, meta, len(plan.existing))
+    plan.report_refused(report)  # e.g. a.jpg and a.png in one folder would both write a.png
+    todo = plan.todo
     out.mkdir(parents=True, exist_ok=True)
-    write_stage_meta(out, {**meta, "complete": False} if n == 1 else meta)
+    report.removed_part_files = remove_orphans(plan, out, n)
+    update_stage_meta(out, lambda old: {**meta, "complete": False, "counts": old.get("counts")})
 
     from tqdm.auto import tqdm
 
@@ -317,10 +351,11 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     report.extra.update({"output_dir": str(out), "save_mode": save_mode, "shard": [k, n],
                          "seconds": round(seconds, 3), "method": rec.get("method")})
     counts = {"done": report.done, "skipped_existing": report.skipped_existing, "failed": len(report.failed),
-              "failed_files": [{"path": p, "reason": r} for p, r in report.failed], "seconds": round(seconds, 3)}
-    if n == 1:
-        write_stage_meta(out, {**meta, "complete": True, "counts": counts})
-    else:  # shards share the folder: common meta above, per-shard counts beside it
+              "failed_files": [{"path": p, "reason": r} for p, r in report.failed], "seconds": round(seconds, 3),
+              "removed_part_files": report.removed_part_files}
+    record_run(out, plan, report, {"done": report.done, "skipped_existing": report.skipped_existing,
+                                   "seconds": round(seconds, 3)})  # the tree's record: all shards and reruns
+    if n > 1:  # and this shard's own run beside it
         save_json({**meta, "shard": [k, n], "counts": counts}, out / ".dfig_shards" / f"lnp_{k}_of_{n}.json")
     return report
 
@@ -345,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy", choices=BAD_FILE_POLICIES, default="skip", help="bad input files")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="delete the LNPs and record already in --output_dir first (needed to change the "
+                         "save mode, denoiser or its parameters there)")
     ap.add_argument("--no_progress", action="store_true")
     args = ap.parse_args(argv)
     from dfig.clierrors import USER_ERRORS, fail, output_error
@@ -367,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         report = extract_tree(args.input_dir, args.output_dir, denoiser, save_mode=args.save_mode,
                               batch_size=args.batch_size, shard=args.shard, policy=args.policy,
                               device=args.device, progress=not args.no_progress, precision=args.precision,
-                              record=record)
+                              record=record, overwrite=args.overwrite)
     except USER_ERRORS as e:
         return fail(output_error(e, args.output_dir, "--output_dir"))
     print(report.summary())

@@ -58,9 +58,15 @@ import numpy as np
 
 from dfig.data.images import BAD_FILE_POLICIES, BadImageError, load_rgb
 from dfig.fallback import use_fallback
-from dfig.io import atomic_write_bytes, atomic_write_text, read_stage_meta, write_stage_meta
+from dfig.io import (
+    STAGE_META,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_stage_meta,
+    update_stage_meta,
+)
 from dfig.runlog import RunReport
-from dfig.tree import parse_shard, plan_tree
+from dfig.tree import clear_outputs, holds_outputs, parse_shard, plan_tree, record_run, remove_orphans
 from dfig.weights import MissingWeightsError, WrongWeightsError
 
 STAGE = "segmentation"
@@ -68,6 +74,7 @@ CSV_NAME = "segmentation.csv"
 CSV_FIELDS = ("path", "mask_area", "score", "segmenter")
 FACE_FORMATS: tuple[str, ...] = ("png", "jpg")
 SAM_MODEL_TYPES: tuple[str, ...] = ("vit_h", "vit_l", "vit_b")
+FACE_SUFFIXES = (".png", ".jpg")  # what a faces folder holds, in either face format
 JPEG_QUALITY = 95  # cv2's default, as the original's cv2.imwrite
 
 #: The original project's two positive points, (x, y) on a 256x256 image.
@@ -444,10 +451,49 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
+def _check_faces_folder(inp: Path, out: Path, rec: Mapping[str, Any], face_format: str, overwrite: bool,
+                        shards: int) -> bool:
+    """Refuse to add to a faces folder made differently; with ``overwrite`` clear it (returns True)."""
+    old = read_stage_meta(out)
+    if old and old.get("stage") != STAGE:
+        raise ValueError(f"{out} holds the output of another stage ({out / STAGE_META}: stage "
+                         f"{old.get('stage')!r}); choose an empty or segmentation output folder.")
+    if overwrite:
+        if shards > 1:
+            raise ValueError(f"--overwrite deletes every face and mask of {out}: it cannot run as one shard "
+                             "of several (the other shards would lose their work). Run it once without --shard.")
+        if not old:
+            if out.is_dir() and holds_outputs(out, FACE_SUFFIXES):
+                raise ValueError(f"{out} holds images but no {STAGE_META}: dfig.segment did not make them, so "
+                                 "--overwrite does not delete them. Choose an empty --output_dir.")
+            return False
+        clear_outputs(out, FACE_SUFFIXES, (STAGE_META, CSV_NAME))
+        old_masks = Path(old["mask_dir"]) if old.get("mask_dir") else None
+        if old_masks is not None and not _inside(old_masks, inp) and not _inside(inp, old_masks):
+            clear_outputs(old_masks, (".png",))
+        return True
+    if not old:
+        return False
+    a, b = _faces_signature(old.get("segmenter") or {}, old.get("face_format")), _faces_signature(rec, face_format)
+    if a != b:
+        diff = ", ".join(f"{k}: {a[k]!r} there vs {b[k]!r} now" for k in a if a[k] != b[k])
+        raise ValueError(f"{out} holds faces made by segmenter {a['segmenter']!r} ({diff}): resuming would mix "
+                         "methods. Use another --output_dir, or rerun with --overwrite (overwrite=True) to delete "
+                         "those faces and masks and start over.")
+    return False
+
+
+def _faces_signature(rec: Mapping[str, Any], face_format: str | None) -> dict[str, Any]:
+    """What must match for a resumed run to add to an existing faces folder."""
+    return {"segmenter": rec.get("name"), "weights sha256": (rec.get("weights") or {}).get("sha256"),
+            "face format": face_format, "auto options": rec.get("auto_options")}
+
+
 def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], segmenter: Segmenter,
                  record: Mapping[str, Any] | None = None, face_format: str = "png",
                  mask_dir: str | os.PathLike[str] | None = None, policy: str = "skip",
-                 shard: tuple[int, int] | str = (0, 1), progress: bool = True) -> RunReport:
+                 shard: tuple[int, int] | str = (0, 1), progress: bool = True,
+                 overwrite: bool = False) -> RunReport:
     """Segment every image under ``input_dir``; write masked faces and masks mirroring its layout.
 
     Outputs: ``<output_dir>/<rel>.<face_format>`` (background 0; ``png`` lossless by default, ``jpg``
@@ -456,7 +502,11 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     segmenter; merged with earlier rows) and ``<output_dir>/dfig_stage.json``. Every file is written
     atomically; existing faces are skipped (resume). Bad input files are listed in the report
     (``policy="skip"``) or raise :class:`~dfig.data.images.BadImageError` (``"strict"``).
-    ``shard=(k, n)`` or ``"k/n"`` takes every n-th file starting at k.
+    ``shard=(k, n)`` or ``"k/n"`` takes every n-th file starting at k. A faces folder holds one
+    segmenter and format: another is refused unless ``overwrite=True``, which first deletes the faces,
+    masks and records this stage made there (never another stage's folder; not with shards). Orphan
+    ``.part`` files of a killed run are removed (a shard removes only its own) and counted; the stage
+    record merges failures and name collisions across shards and reruns. Returns this run's report.
     """
     from tqdm.auto import tqdm
 
@@ -467,24 +517,18 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     shard = parse_shard(shard)
     inp, out = Path(input_dir).resolve(), Path(output_dir).resolve()
     masks = Path(mask_dir).resolve() if mask_dir is not None else default_mask_dir(out)
-    plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True)  # all pairs; split below
+    plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True,  # all pairs; split below
+                     also_outputs=(masks,))
     if _inside(masks, inp) or _inside(masks, out) or _inside(out, masks):
         raise ValueError(f"mask folder {masks} must lie outside the input folder {inp} and the faces "
                          f"folder {out} (and not contain it): choose another --mask_dir")
     rec = dict(record) if record is not None else {"name": segmenter.name}
-    seg_name = rec.get("name", segmenter.name)
-
-    meta_prev = read_stage_meta(out)
-    if meta_prev.get("stage") == STAGE:
-        prev = meta_prev.get("segmenter", {})
-        prev_id = (prev.get("name"), (prev.get("weights") or {}).get("sha256"), meta_prev.get("face_format"))
-        cur_id = (seg_name, (rec.get("weights") or {}).get("sha256"), face_format)
-        if prev_id != cur_id:
-            raise ValueError(f"{out} holds faces made by segmenter {prev_id[0]!r} (weights sha256 {prev_id[1]}, "
-                             f"format {prev_id[2]}), not {cur_id[0]!r} (sha256 {cur_id[1]}, format {cur_id[2]}): "
-                             "resuming would mix methods. Use another --output_dir or delete that one.")
+    seg_name = rec.setdefault("name", segmenter.name)
+    if _check_faces_folder(inp, out, rec, face_format, overwrite, shard[1]):
+        plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True, also_outputs=(masks,))
 
     report = RunReport(STAGE, extra={"segmenter": seg_name, "shard": f"{shard[0]}/{shard[1]}"})
+    plan.report_refused(report)
     csv_path = out / CSV_NAME
     old_rows = _read_csv(csv_path)
     new_rows: dict[str, dict[str, Any]] = {}
@@ -506,14 +550,10 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
             "mask_dir": str(masks), "csv": CSV_NAME, "input_dir": str(inp), "input": read_stage_meta(inp)}
     if meta["input"].get("synthetic"):
         meta["synthetic"] = True
-    write_stage_meta(out, {**meta, "counts": None})
+    report.removed_part_files = remove_orphans(plan, out, shard[1], mirrors=[(masks, ".png")])
+    update_stage_meta(out, lambda old: {**meta, "counts": old.get("counts")})
 
-    seen: set[Path] = set()
     for src, dest in tqdm(todo, desc=f"segment [{seg_name}]", disable=not progress, unit="img"):
-        if dest in seen:
-            report.fail(src, f"its output {dest.name} collides with another input of the same name")
-            continue
-        seen.add(dest)
         try:
             rgb = np.asarray(load_rgb(src))
         except BadImageError as e:
@@ -534,8 +574,7 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
 
     if new_rows or not csv_path.exists():
         _write_csv(csv_path, new_rows)
-    total = len(_read_csv(csv_path))
-    write_stage_meta(out, {**meta, "counts": {"faces_in_csv": total, "this_run": report.to_dict()}})
+    record_run(out, plan, report, {"faces_in_csv": len(_read_csv(csv_path)), "this_run": report.to_dict()})
     return report
 
 
@@ -562,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: this process takes every N-th file from K")
     ap.add_argument("--policy", default="skip", choices=BAD_FILE_POLICIES, help="bad input files")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="delete the faces, masks and records already in --output_dir first (needed to "
+                         "change the segmenter, its weights or the face format there)")
     ap.add_argument("--no_progress", action="store_true")
     a = ap.parse_args(argv)
     from dfig.fallback import FallbackNotAllowed
@@ -578,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = segment_tree(a.input_dir, a.output_dir, seg, record=rec, face_format=a.face_format,
                               mask_dir=a.mask_dir, policy=a.policy, shard=parse_shard(a.shard),
-                              progress=not a.no_progress)
+                              progress=not a.no_progress, overwrite=a.overwrite)
     except (BadImageError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

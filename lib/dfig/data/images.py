@@ -12,6 +12,7 @@ Input files are only ever opened for reading.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,13 +54,37 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def link_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a symbolic link cannot be read as an image, or ``None`` (not a link, or a usable one).
+
+    Arguments: ``path`` the link as it sits in the tree. Returns a reason for a dangling link, a link
+    loop (links that never reach a file) or a link to a folder that contains it (a folder loop).
+    """
+    p = Path(path)
+    if not p.is_symlink():
+        return None
+    try:
+        os.stat(p)
+    except FileNotFoundError:
+        return f"is a dangling link (its target {os.readlink(p)} does not exist)"
+    except OSError as e:
+        return "is a symbolic link loop (it never reaches a file)" if e.errno == errno.ELOOP else None
+    real, above = Path(os.path.realpath(p)), Path(os.path.realpath(p.parent))
+    if real == above or real in above.parents:
+        return "is a link to a folder that contains it (a loop); it is not followed"
+    return None
+
+
 def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Open any image as 8-bit RGB: EXIF orientation applied; L, P, RGBA, CMYK, 16-bit all handled.
 
     Raises :class:`BadImageError` (naming the file) for a directory, an empty, truncated, unreadable
-    or non-image file.
+    or non-image file, a dangling link or a link loop (:func:`link_problem`).
     """
     p = Path(path)
+    bad_link = link_problem(p)
+    if bad_link:
+        raise BadImageError(p, bad_link)
     if p.is_dir():
         raise BadImageError(p, "is a directory, not an image file")
     try:
