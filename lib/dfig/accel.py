@@ -68,9 +68,13 @@ def autocast(device: str | torch.device, precision: str) -> contextlib.AbstractC
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-def choose_precision(run: Callable[[str], Any], compare: Callable[[Any, Any], dict[str, Any]],
-                     device: str | torch.device, requested: str = DEFAULT_PRECISION,
-                     candidate: str | None = None) -> tuple[dict[str, Any], Any]:
+def choose_precision(
+    run: Callable[[str], Any],
+    compare: Callable[[Any, Any], dict[str, Any]],
+    device: str | torch.device,
+    requested: str = DEFAULT_PRECISION,
+    candidate: str | None = None,
+) -> tuple[dict[str, Any], Any]:
     """Decide a stage's precision from a fidelity check; return ``(record, outputs of the choice)``.
 
     Arguments:
@@ -103,8 +107,13 @@ def choose_precision(run: Callable[[str], Any], compare: Callable[[Any, Any], di
     out = run(cand)
     agreement = compare(ref, out)
     ok = bool(agreement.get("passed"))
-    rec.update(checked=True, candidate=cand, agreement=agreement, precision=cand if ok else "fp32",
-               reason=f"{cand} passed the fidelity check" if ok else f"{cand} failed the fidelity check: fp32")
+    rec.update(
+        checked=True,
+        candidate=cand,
+        agreement=agreement,
+        precision=cand if ok else "fp32",
+        reason=f"{cand} passed the fidelity check" if ok else f"{cand} failed the fidelity check: fp32",
+    )
     return rec, (out if ok else ref)
 
 
@@ -163,9 +172,27 @@ def device_info(device: str | torch.device) -> dict[str, Any]:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else None
-    return {"device": str(dev), "gpu_name": gpu, "cpu": cpu, "torch": str(torch.__version__),
-            "cuda": torch.version.cuda if dev.type == "cuda" else None}
+    return {
+        "device": str(dev),
+        "gpu_name": gpu,
+        "cpu": cpu,
+        "torch": str(torch.__version__),
+        "cuda": torch.version.cuda if dev.type == "cuda" else None,
+    }
 
 
-__all__ = ["PRECISIONS", "PRECISION_CHOICES", "torch_dtype", "DEFAULT_PRECISION", "resolve_device", "reduced_precision",
-           "autocast", "choose_precision", "MAX_LOADER_WORKERS", "loader_workers", "drain_done", "stack_pinned", "device_info"]
+__all__ = [
+    "PRECISIONS",
+    "PRECISION_CHOICES",
+    "torch_dtype",
+    "DEFAULT_PRECISION",
+    "resolve_device",
+    "reduced_precision",
+    "autocast",
+    "choose_precision",
+    "MAX_LOADER_WORKERS",
+    "loader_workers",
+    "drain_done",
+    "stack_pinned",
+    "device_info",
+]

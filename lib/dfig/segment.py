@@ -710,28 +710,27 @@ def segment_stream(items: list[Any], segmenter: Segmenter, workers: int | None =
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=nw, collate_fn=_as_is,
                                          pin_memory=dev.type == "cuda", prefetch_factor=4 if nw else None)
     size = segmenter.batch_size if sam else 1
-    buf: list[tuple[int, np.ndarray, Any]] = []
-    for i, rgb, inp, reason in loader:
-        if reason is not None:
-            yield items[i], None, reason
-            continue
-        buf.append((i, rgb, inp))
-        if len(buf) >= size:
+    buf: list[tuple[int, np.ndarray | None, Any, str | None]] = []
+    for item in loader:
+        buf.append(item)
+        if sum(b[3] is None for b in buf) >= size:
             yield from _segment_buffer(buf, items, segmenter, sam)
             buf = []
     yield from _segment_buffer(buf, items, segmenter, sam)
 
 
-def _segment_buffer(buf: list[tuple[int, np.ndarray, Any]], items: list[Any], segmenter: Any,
+def _segment_buffer(buf: list[tuple[int, np.ndarray | None, Any, str | None]], items: list[Any], segmenter: Any,
                     sam: bool) -> Iterator[Any]:
-    if not buf:
-        return
-    if sam:
-        results = segmenter.segment_batch([b[1] for b in buf], [b[2] for b in buf])
+    good = [b for b in buf if b[3] is None]
+    if not good:
+        results = []
+    elif sam:
+        results = segmenter.segment_batch([b[1] for b in good], [b[2] for b in good])
     else:
-        results = [segmenter.segment(b[1]) for b in buf]
-    for (i, rgb, _), res in zip(buf, results):
-        yield items[i], rgb, res
+        results = [segmenter.segment(b[1]) for b in good]
+    by_index = {b[0]: r for b, r in zip(good, results)}
+    for i, rgb, _, reason in buf:
+        yield (items[i], None, reason) if reason is not None else (items[i], rgb, by_index[i])
 
 
 def _inside(a: Path, b: Path) -> bool:
