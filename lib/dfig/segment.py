@@ -864,13 +864,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: this process takes every N-th file from K")
     ap.add_argument("--policy", default="skip", choices=BAD_FILE_POLICIES, help="bad input files")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_CHOICES,
+                    help="SAM encoder: auto = bf16/fp16 on CUDA if the startup mask check passes, else fp32")
+    ap.add_argument("--batch_size", type=int, default=None, help="SAM images per encoder pass (default: 8 CUDA, 1 CPU)")
     ap.add_argument("--no_progress", action="store_true")
     a = ap.parse_args(argv)
     from dfig.fallback import FallbackNotAllowed
 
     try:
         seg, rec = build_segmenter(a.segmenter, model_type=a.model_type, checkpoint=a.checkpoint,
-                                   prompt=a.prompt, device=a.device, verify=a.verify)
+                                   prompt=a.prompt, device=a.device, verify=a.verify, precision=a.precision,
+                                   batch_size=a.batch_size)
     except (FallbackNotAllowed, MissingWeightsError, WrongWeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
