@@ -131,6 +131,23 @@ def test_lnp_tree_records_precision_and_uses_workers(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got, want)
 
 
+def test_lnp_resume_keeps_the_trees_precision(tmp_path: Path) -> None:
+    import cv2
+
+    d = tmp_path / "in" / "train" / "real"
+    d.mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(d / f"{i}.png"), make_image(0, "train", "real", i, 16))
+    den = _small_cycleisp()
+    L.extract_tree(tmp_path / "in", tmp_path / "out", den, progress=False, precision="bf16", shard=(0, 2))
+    rep = L.extract_tree(tmp_path / "in", tmp_path / "out", den, progress=False)  # auto: resume in bf16
+    assert rep.done == 1 and rep.skipped_existing == 2
+    meta = json.loads((tmp_path / "out" / "dfig_stage.json").read_text())
+    assert meta["precision"] == "bf16" and "existing tree" in meta["precision_check"]["reason"]
+    with pytest.raises(ValueError, match="precision"):
+        L.extract_tree(tmp_path / "in", tmp_path / "out", den, progress=False, precision="fp32")
+
+
 def test_stack_pinned_without_pinning_is_a_plain_stack() -> None:
     a = [np.full((2, 3), i, np.uint8) for i in range(3)]
     t = accel.stack_pinned(a, pin=False)

@@ -300,13 +300,18 @@ def check_lnp_precision(denoiser: Any, images: list[np.ndarray], device: str | t
 
 def _resolve_precision(requested: str, device: torch.device, denoiser: Any, old_meta: dict[str, Any],
                        n_existing: int) -> str | None:
-    """The precision known before any image is seen (None: decided by the check on the first batch)."""
+    """The precision known before any image is seen (None: decided by the check on the first batch).
+
+    ``auto``: a tree being resumed keeps its own precision; CPU or a non-torch denoiser -> fp32.
+    """
     if requested != "auto":
         return requested
+    if n_existing:
+        old = old_meta.get("precision")
+        return old if old in PRECISIONS else "fp32"
     if device.type != "cuda" or not isinstance(denoiser, torch.nn.Module):
         return "fp32"
-    old = old_meta.get("precision")  # resume: keep the existing tree's precision
-    return old if n_existing and old in PRECISIONS else None
+    return None
 
 
 def _record_of(denoiser: Any) -> dict[str, Any]:
@@ -396,9 +401,9 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     chosen = _resolve_precision(precision, dev, denoiser, read_stage_meta(out), len(plan.existing))
     meta["precision"] = chosen if chosen is not None else "auto (decided on the first batch)"
     meta["precision_check"] = {"requested": precision, "precision": chosen, "checked": False,
-                               "reason": "as requested" if precision != "auto" else f"auto on {dev.type}"}
-    if chosen is not None:
-        _check_resume(out, meta, len(plan.existing))
+                               "reason": "as requested" if precision != "auto" else
+                               "auto: the existing tree's precision" if plan.existing else f"auto on {dev.type}"}
+    _check_resume(out, meta, len(plan.existing))  # chosen is None only when nothing exists yet
     out.mkdir(parents=True, exist_ok=True)
     write_stage_meta(out, {**meta, "complete": False} if n == 1 else meta)
 
