@@ -46,7 +46,8 @@ from dfig.lnp import check_lnp_precision, compat_encode, lnp_agreement, lnp_batc
 
 def load_images(n: int, size: int, seed: int = 0, images: str | None = None) -> tuple[list[np.ndarray], str]:
     """``n`` BGR uint8 images: from ``images`` / the face sample (read with cv2, as compat mode) when
-    they are ``size`` x ``size``, else generated ones."""
+    they are ``size`` x ``size``, else generated ones. The files (if any) are in ``load_images.files``."""
+    load_images.files = []
     import cv2
 
     try:
@@ -57,6 +58,7 @@ def load_images(n: int, size: int, seed: int = 0, images: str | None = None) -> 
         imgs = [cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files]
         imgs = [im for im in imgs if im is not None and im.shape[:2] == (size, size)]
         if len(imgs) == n:
+            load_images.files = files
             return imgs, f"{n} images from {files[0].parent.parent.name}/ ({size}x{size})"
     rng = np.random.default_rng(seed)
     imgs = []
@@ -126,6 +128,46 @@ def fidelity(ref: list[np.ndarray], test: list[np.ndarray]) -> dict[str, float]:
     return lnp_agreement(np.stack(ref), np.stack(test))
 
 
+def pipeline(files: list[Path], naive_model: torch.nn.Module, ours_model: torch.nn.Module, dev: torch.device,
+             batch: int, precision: str) -> dict[str, float]:
+    """End to end from image files to compat PNG files: a naive per-file loop vs :func:`dfig.lnp.extract_tree`
+    (loader workers decode ahead, background threads encode and write; worker start-up included)."""
+    import shutil
+    import tempfile
+
+    import cv2
+
+    from dfig.io import atomic_write_bytes
+    from dfig.lnp import compat_png_bytes, extract_tree
+
+    with tempfile.TemporaryDirectory(prefix="bench_lnp_") as td:
+        inp, naive_out = Path(td) / "in" / "x", Path(td) / "naive"
+        inp.mkdir(parents=True)
+        for i, f in enumerate(files):  # a temporary copy (the tree walker resolves links)
+            shutil.copyfile(f, inp / f"{i:05d}{f.suffix}")
+        sync(dev)
+        t = time.perf_counter()
+        for f in sorted(inp.iterdir()):
+            r = naive_one(naive_model, cv2.imread(str(f), cv2.IMREAD_COLOR), dev)
+            atomic_write_bytes(naive_out / f"{f.stem}.png", compat_png_bytes(r))
+        naive_s = time.perf_counter() - t
+        t = time.perf_counter()
+        rep = extract_tree(Path(td) / "in", Path(td) / "ours", ours_model, batch_size=batch, device=dev,
+                           precision=precision, progress=False)
+        sync(dev)
+        ours_s = time.perf_counter() - t
+        same = np.mean([np.mean(cv2.imread(str(naive_out / f"{f.stem}.png"), cv2.IMREAD_UNCHANGED)
+                                == cv2.imread(str(Path(td) / "ours" / "x" / f"{f.stem}.png"), cv2.IMREAD_UNCHANGED))
+                        for f in inp.iterdir()])
+    n = len(files)
+    out = {"n": n, "naive_img_s": n / naive_s, "ours_img_s": n / ours_s, "speedup": naive_s / ours_s,
+           "precision": precision, "done": rep.done, "png_identical": float(same)}
+    print(f"files -> compat PNG files ({n} images, decode + network + encode + write): naive {out['naive_img_s']:.2f} "
+          f"img/s, extract_tree {out['ours_img_s']:.2f} img/s ({out['speedup']:.2f}x); identical PNG values "
+          f"{100 * same:.3f}%")
+    return out
+
+
 def native_bf16() -> bool:
     """Whether the CPU advertises bf16 instructions (Linux /proc/cpuinfo; False when unknown)."""
     try:
@@ -148,6 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=2, help="naive/ours alternate this many times")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile on CPU)")
     ap.add_argument("--no_amp", action="store_true", help="skip the bf16/fp16 autocast trial")
+    ap.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=None,
+                    help="also time files -> PNG files end to end (default: on CUDA)")
     ap.add_argument("--breakdown", action="store_true",
                     help="also time naive with the allocator setting and ours without it")
     add_common_args(ap)
@@ -256,6 +300,12 @@ def main(argv: list[str] | None = None) -> dict:
     results["ours_img_s"] = ips[best]
     results["ours_method"] = best
     results["speedup"] = ips[best] / ips["naive"]
+
+    if args.pipeline is None:
+        args.pipeline = dev.type == "cuda"
+    if args.pipeline and load_images.files:
+        prec = "fp32" if best in ("ours", "naive") else best.removeprefix("ours_")
+        results["pipeline"] = pipeline(load_images.files, naive_model, ours_model, dev, args.batch, prec)
 
     if args.compile:
         import torch._inductor.config as ic

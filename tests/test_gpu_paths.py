@@ -251,3 +251,17 @@ def test_amp_training_step_on_cpu_keeps_spectra_float32() -> None:
     assert seen["fft_in"] == torch.float32
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_train_with_amp_channels_last_and_workers_on_cpu(tmp_path: Path) -> None:
+    from test_train import make_lnp_tree, tiny_opts
+
+    from dfig.train import train
+
+    tree = make_lnp_tree(tmp_path / "lnp", n_train=8, n_eval=4, size=36)
+    opts = tiny_opts(
+        tree, tmp_path / "ck", niter=1, amp=True, channels_last=True, workers=1, evaluate_test=False
+    )
+    res = train(opts)
+    assert res["precision"] == "bf16" and res["epochs"] == 1
+    assert np.isfinite(res["final_val_metrics"]["train_loss"])
