@@ -35,7 +35,9 @@ from dfig.accel import DEFAULT_PRECISION, PRECISION_CHOICES, loader_workers
 from dfig.data import load_rgb
 
 
-def naive_one(model_type: str, ckpt: Path, path: Path, out: Path, device: torch.device, prompt: str) -> np.ndarray:
+def naive_one(
+    model_type: str, ckpt: Path, path: Path, out: Path, device: torch.device, prompt: str
+) -> np.ndarray:
     """The original loop body: rebuild + load SAM, one image, fp32, write face + mask. Returns the mask."""
     from segment_anything import sam_model_registry
 
@@ -58,8 +60,15 @@ def run_ours(seg: S.SamSegmenter, files: list[Path], out: Path, workers: int) ->
             if isinstance(res, str):
                 raise SystemExit(f"error: {path}: {res}")
             masks[path] = res.mask
-            futs.append(pool.submit(S.write_face_and_mask, rgb, res.mask, out / f"{path.stem}.png",
-                                    out / f"{path.stem}_mask.png"))
+            futs.append(
+                pool.submit(
+                    S.write_face_and_mask,
+                    rgb,
+                    res.mask,
+                    out / f"{path.stem}.png",
+                    out / f"{path.stem}_mask.png",
+                )
+            )
         for f in futs:
             f.result()
     return masks
@@ -82,17 +91,26 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", default=None, help="SAM .pth of --model_type (default: random weights)")
     ap.add_argument("--n", type=int, default=32, help="images for our path")
     ap.add_argument("--naive_n", type=int, default=3, help="images for the naive loop (each rebuilds SAM)")
-    ap.add_argument("--batch_size", type=int, default=None, help="images per encoder pass (default: 8 CUDA, 1 CPU)")
+    ap.add_argument(
+        "--batch_size", type=int, default=None, help="images per encoder pass (default: 8 CUDA, 1 CPU)"
+    )
     ap.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_CHOICES)
     ap.add_argument("--prompt", default="points", choices=("points", "box"))
-    ap.add_argument("--workers", type=int, default=None, help="decoding workers (default: 0 CPU, up to 8 CUDA)")
+    ap.add_argument(
+        "--workers", type=int, default=None, help="decoding workers (default: 0 CPU, up to 8 CUDA)"
+    )
     add_common_args(ap)
     a = ap.parse_args(argv)
     dev = check_device(a.device)
     files = pick_images(a.images, max(a.n, a.naive_n))
     ours_files, naive_files = files[: a.n], files[: min(a.naive_n, len(files))]
     workers = loader_workers(dev) if a.workers is None else a.workers
-    info = header("sam", dev, model=f"SAM {a.model_type}, prompt {a.prompt}", images=f"{len(files)} from {files[0].parent.parent}")
+    info = header(
+        "sam",
+        dev,
+        model=f"SAM {a.model_type}, prompt {a.prompt}",
+        images=f"{len(files)} from {files[0].parent.parent}",
+    )
     with tempfile.TemporaryDirectory(prefix="bench_sam_") as td:
         tmp = Path(td)
         ckpt, wdesc = weights_file(a, tmp)
@@ -108,13 +126,20 @@ def main(argv: list[str] | None = None) -> dict:
             naive_s.append(time.perf_counter() - t)
             print(f"  naive {p.name}: {naive_s[-1]:.2f} s (rebuild + load + 1 image)")
         t = time.perf_counter()
-        seg = S.SamSegmenter(S.load_sam(a.model_type, ckpt, str(dev)), prompt=a.prompt, model_type=a.model_type,
-                             precision=a.precision, batch_size=a.batch_size)
+        seg = S.SamSegmenter(
+            S.load_sam(a.model_type, ckpt, str(dev)),
+            prompt=a.prompt,
+            model_type=a.model_type,
+            precision=a.precision,
+            batch_size=a.batch_size,
+        )
         build_s = time.perf_counter() - t
         warm = ours_files[: seg.batch_size]
         run_ours(seg, warm, tmp / "ours", workers)  # startup check + autotuning, untimed
-        print(f"  ours: built once in {build_s:.1f} s; batch {seg.batch_size}, workers {workers}; "
-              f"precision {seg.precision_record}")
+        print(
+            f"  ours: built once in {build_s:.1f} s; batch {seg.batch_size}, workers {workers}; "
+            f"precision {seg.precision_record}"
+        )
         passes0 = seg.encoder_passes
         sync(dev)
         t = time.perf_counter()
@@ -124,16 +149,37 @@ def main(argv: list[str] | None = None) -> dict:
         passes = (seg.encoder_passes - passes0) / len(ours_files)
     ious = [S.mask_iou(naive_masks[p], masks[p]) for p in naive_masks if p in masks]
     naive_ips, ours_ips = len(naive_s) / sum(naive_s), len(ours_files) / ours_s
-    print(f"  ours: {len(ours_files)} images in {ours_s:.2f} s, {passes:.2f} encoder passes per image; "
-          f"mask IoU with naive: min {min(ious) if ious else float('nan'):.4f}")
-    settings = {"model_type": a.model_type, "weights": wdesc, "prompt": a.prompt, "n": len(ours_files),
-                "naive_n": len(naive_s), "batch_size": seg.batch_size, "workers": workers,
-                "precision_requested": a.precision, "pinned_memory": dev.type == "cuda"}
-    return finish(a.json, "sam", info, naive_ips, ours_ips, settings,
-                  precision=seg.precision_record, build_s=build_s, naive_s_per_image=naive_s,
-                  naive_s_median=statistics.median(naive_s), ours_s=ours_s, encoder_passes_per_image=passes,
-                  mask_iou_vs_naive_min=min(ious) if ious else None,
-                  mask_iou_vs_naive_mean=float(np.mean(ious)) if ious else None)
+    print(
+        f"  ours: {len(ours_files)} images in {ours_s:.2f} s, {passes:.2f} encoder passes per image; "
+        f"mask IoU with naive: min {min(ious) if ious else float('nan'):.4f}"
+    )
+    settings = {
+        "model_type": a.model_type,
+        "weights": wdesc,
+        "prompt": a.prompt,
+        "n": len(ours_files),
+        "naive_n": len(naive_s),
+        "batch_size": seg.batch_size,
+        "workers": workers,
+        "precision_requested": a.precision,
+        "pinned_memory": dev.type == "cuda",
+    }
+    return finish(
+        a.json,
+        "sam",
+        info,
+        naive_ips,
+        ours_ips,
+        settings,
+        precision=seg.precision_record,
+        build_s=build_s,
+        naive_s_per_image=naive_s,
+        naive_s_median=statistics.median(naive_s),
+        ours_s=ours_s,
+        encoder_passes_per_image=passes,
+        mask_iou_vs_naive_min=min(ious) if ious else None,
+        mask_iou_vs_naive_mean=float(np.mean(ious)) if ious else None,
+    )
 
 
 if __name__ == "__main__":

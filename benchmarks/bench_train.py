@@ -36,8 +36,15 @@ def dataset(files: list, crop: int):
     """An ImageDataset over ``files`` (label 1 when a folder is named fake) with the training transform."""
     from dfig.data import AugmentOptions, ImageDataset, build_transform
 
-    samples = [Sample(f, int(any(p.lower() in ("fake", "1_fake") for p in f.parts)), "train",
-                      "fake" if any(p.lower() in ("fake", "1_fake") for p in f.parts) else "real") for f in files]
+    samples = [
+        Sample(
+            f,
+            int(any(p.lower() in ("fake", "1_fake") for p in f.parts)),
+            "train",
+            "fake" if any(p.lower() in ("fake", "1_fake") for p in f.parts) else "real",
+        )
+        for f in files
+    ]
     tf = build_transform(AugmentOptions(load_size=256, crop_size=crop), train=True, normalize="imagenet")
     return ImageDataset(samples, tf, precheck=False)
 
@@ -57,9 +64,16 @@ def run(a: argparse.Namespace, ds, dev: torch.device, fast: bool, workers: int) 
     g = torch.Generator().manual_seed(0)
     sampler = torch.utils.data.RandomSampler(ds, num_samples=total, generator=g)
     pin = fast and dev.type == "cuda"
-    loader = torch.utils.data.DataLoader(ds, batch_size=a.batch_size, sampler=sampler, num_workers=workers,
-                                         pin_memory=pin, persistent_workers=workers > 0, drop_last=True,
-                                         prefetch_factor=4 if workers else None)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=a.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+        drop_last=True,
+        prefetch_factor=4 if workers else None,
+    )
     it = iter(loader)
     for _ in range(a.warmup):
         train_step(model, next(it), opt, dev, scaler, amp=fast, channels_last=fast)
@@ -69,9 +83,18 @@ def run(a: argparse.Namespace, ds, dev: torch.device, fast: bool, workers: int) 
         loss = train_step(model, next(it), opt, dev, scaler, amp=fast, channels_last=fast)
     sync(dev)
     sec = time.perf_counter() - t
-    return {"img_s": a.steps * a.batch_size / sec, "seconds": sec, "final_loss": float(loss),
-            "precision": amp_precision(dev, fast), "channels_last": fast, "cudnn_benchmark": fast and dev.type == "cuda",
-            "workers": workers, "pin_memory": pin, "persistent_workers": workers > 0, "grad_scaler": scaler is not None}
+    return {
+        "img_s": a.steps * a.batch_size / sec,
+        "seconds": sec,
+        "final_loss": float(loss),
+        "precision": amp_precision(dev, fast),
+        "channels_last": fast,
+        "cudnn_benchmark": fast and dev.type == "cuda",
+        "workers": workers,
+        "pin_memory": pin,
+        "persistent_workers": workers > 0,
+        "grad_scaler": scaler is not None,
+    }
 
 
 def spectra_dtype(a: argparse.Namespace, dev: torch.device) -> str:
@@ -92,7 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     ap.add_argument("--batch_size", type=int, default=64)
     ap.add_argument("--n_images", type=int, default=512, help="distinct images drawn from --images")
-    ap.add_argument("--workers", type=int, default=None, help="ours: loader workers (default: 0 CPU, up to 8 CUDA)")
+    ap.add_argument(
+        "--workers", type=int, default=None, help="ours: loader workers (default: 0 CPU, up to 8 CUDA)"
+    )
     add_common_args(ap)
     a = ap.parse_args(argv)
     from dfig.train import parse_mode
@@ -100,8 +125,12 @@ def main(argv: list[str] | None = None) -> dict:
     a.train_mode = parse_mode(a.train_mode)
     dev = check_device(a.device)
     files = pick_images(a.images, min(a.n_images, a.batch_size * (a.steps + a.warmup)))
-    info = header("train", dev, model=f"{a.arch} mode {a.train_mode}, crop {a.crop_size}, batch {a.batch_size}",
-                  images=f"{len(files)} from {files[0].parent.parent.parent}")
+    info = header(
+        "train",
+        dev,
+        model=f"{a.arch} mode {a.train_mode}, crop {a.crop_size}, batch {a.batch_size}",
+        images=f"{len(files)} from {files[0].parent.parent.parent}",
+    )
     ds = dataset(files, a.crop_size)
     workers = loader_workers(dev) if a.workers is None else a.workers
     naive = run(a, ds, dev, fast=False, workers=0)
@@ -110,8 +139,17 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  ours:  {ours}")
     sd = spectra_dtype(a, dev)
     print(f"  spectra under {ours['precision']} autocast: {sd} (must be float32)")
-    settings = {"arch": a.arch, "train_mode": str(a.train_mode), "crop_size": a.crop_size, "batch_size": a.batch_size,
-                "steps": a.steps, "warmup": a.warmup, "n_images": len(files), "naive": naive, "ours": ours}
+    settings = {
+        "arch": a.arch,
+        "train_mode": str(a.train_mode),
+        "crop_size": a.crop_size,
+        "batch_size": a.batch_size,
+        "steps": a.steps,
+        "warmup": a.warmup,
+        "n_images": len(files),
+        "naive": naive,
+        "ours": ours,
+    }
     return finish(a.json, "train", info, naive["img_s"], ours["img_s"], settings, spectra_dtype_under_amp=sd)
 
 

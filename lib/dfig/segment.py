@@ -274,8 +274,11 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike[str], device: str = 
 class SamSegmenter:
     """SAM with one image-encoder pass per image, then the prompt ``prompt`` (see :data:`PROMPTS`).
 
-    ``encoder_passes`` counts image-encoder forward calls; ``last_timing`` holds the seconds spent in
-    the encoder and in prompt decoding for the last image.
+    :meth:`segment` is segment-anything's own ``SamPredictor`` path, one image, fp32 (the reference);
+    :meth:`segment_batch` is the fast path (``batch_size`` images per encoder forward, autocast in the
+    precision chosen by the startup check, batched prompt decoding), giving the same masks.
+    ``encoder_passes`` counts images through the image encoder; ``last_timing`` holds seconds of the
+    last call; ``precision_record`` the startup check's outcome.
     """
 
     def __init__(self, model: Any, prompt: str = "points", model_type: str = "custom",
