@@ -31,7 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,15 @@ import numpy as np
 import torch
 
 from dfig import __version__
+from dfig.accel import (
+    DEFAULT_PRECISION,
+    PRECISION_CHOICES,
+    PRECISIONS,
+    autocast,
+    drain_done,
+    loader_workers,
+    stack_pinned,
+)
 from dfig.data.images import BAD_FILE_POLICIES, BadImageError, link_problem, load_rgb
 from dfig.data.layout import LNP_EXTS
 from dfig.io import (
@@ -54,7 +63,6 @@ from dfig.tree import clear_outputs, holds_outputs, parse_shard, plan_tree, reco
 SAVE_MODES: tuple[str, ...] = ("compat", "clean")
 SUFFIX: dict[str, str] = {"compat": ".png", "clean": ".npy"}
 CHANNEL_ORDER: dict[str, str] = {"compat": "BGR", "clean": "RGB"}
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 MAX_BATCH_PIXELS = 16 * 256 * 256
 VALUE_SCALE: dict[str, str] = {
     "compat": "PNG uint8 = (256 - rint(255*clamp(r,0,1))) % 256 (original DFIG arithmetic); "
@@ -145,18 +153,49 @@ def read_input(path: Path, save_mode: str) -> np.ndarray:
     return rgb
 
 
+class _Inputs:
+    """Map-style dataset for loader workers: index -> (index, image or None, reason or None)."""
+
+    def __init__(self, items: list[tuple[Path, Path]], save_mode: str) -> None:
+        self.items, self.save_mode = items, save_mode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str | None]:
+        try:
+            return i, read_input(self.items[i][0], self.save_mode), None
+        except BadImageError as e:
+            return i, None, e.reason
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+def read_inputs(items: list[tuple[Path, Path]], save_mode: str,
+                workers: int = 0) -> Iterator[tuple[Path, Path, np.ndarray | str]]:
+    """Decode inputs in order, ``workers`` processes ahead of the caller (0: in this process).
+
+    Yields ``(src, dest, image)`` (HxWx3 uint8, see :func:`read_input`) or ``(src, dest, reason)``
+    for a file that cannot be read.
+    """
+    loader = torch.utils.data.DataLoader(_Inputs(items, save_mode), batch_size=None, num_workers=workers,
+                                         collate_fn=_as_is, prefetch_factor=4 if workers else None)
+    for i, img, reason in loader:
+        yield items[i][0], items[i][1], img if reason is None else reason
+
+
 def _batches(items: list[tuple[Path, Path]], save_mode: str, batch_size: int, report: RunReport,
-             policy: str, on_fail: Any = None,
-             max_pixels: int | None = None) -> Iterator[list[tuple[Path, Path, np.ndarray]]]:
+             policy: str, on_fail: Any = None, max_pixels: int | None = None,
+             workers: int = 0) -> Iterator[list[tuple[Path, Path, np.ndarray]]]:
     """Read inputs in order; yield lists of same-size images (up to ``batch_size`` and ``max_pixels``)."""
     buckets: dict[tuple[int, int], list[tuple[Path, Path, np.ndarray]]] = {}
-    for src, dest in items:
-        try:
-            img = read_input(src, save_mode)
-        except BadImageError as e:
+    for src, dest, img in read_inputs(items, save_mode, workers):
+        if isinstance(img, str):
             if policy == "strict":
-                raise
-            report.fail(e.path, e.reason)
+                raise BadImageError(src, img)
+            report.fail(src, img)
             if on_fail is not None:
                 on_fail(1)
             continue
@@ -170,13 +209,6 @@ def _batches(items: list[tuple[Path, Path]], save_mode: str, batch_size: int, re
 
 # ---------------------------------------------------------------------------------------------
 # the stage
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
-
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 
@@ -223,14 +255,88 @@ def prepare(denoiser: Any, device: str | torch.device = "cpu", tune_allocator: b
 
 def lnp_batch(denoiser: Any, images: list[np.ndarray] | np.ndarray, device: str | torch.device = "cpu",
               precision: str = "fp32") -> np.ndarray:
-    """Residuals of same-size HxWx3 uint8 images (channel order as given) -> float32 N x H x W x 3."""
+    """Residuals of same-size HxWx3 uint8 images (channel order as given) -> float32 N x H x W x 3.
+
+    On CUDA the uint8 batch is stacked in pinned memory and copied with ``non_blocking``; the
+    conversion to float happens on the device. ``precision``: fp32, bf16 or fp16 (autocast).
+    """
     dev = torch.device(device)
-    x = torch.from_numpy(np.stack(list(images))).to(dev).permute(0, 3, 1, 2).float().div_(255.0)
+    u8 = stack_pinned(list(images), pin=dev.type == "cuda")
+    x = u8.to(dev, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
     if isinstance(denoiser, torch.nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), _autocast(dev, precision):
+    with torch.inference_mode(), autocast(dev, precision):
         r = denoiser.residual(x)
     return r.float().permute(0, 2, 3, 1).cpu().numpy()
+
+
+#: The LNP fidelity check: reduced precision is kept only when, against fp32 on the same batch, the
+#: residuals correlate at least this much ...
+LNP_MIN_CORR = 0.999
+#: ... and at least this share of compat PNG values (uint8, after the original's arithmetic) is identical.
+LNP_MIN_PNG_IDENTICAL = 0.99
+
+
+def lnp_agreement(ref: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+    """Agreement of residuals ``test`` with ``ref`` (N x H x W x 3): correlation, identical compat PNG
+    values, max abs difference, and ``passed`` (>= :data:`LNP_MIN_CORR` and :data:`LNP_MIN_PNG_IDENTICAL`)."""
+    a, b = np.asarray(ref, dtype=np.float64).ravel(), np.asarray(test, dtype=np.float64).ravel()
+    corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float(np.array_equal(a, b))
+    same = float(np.mean(compat_encode(ref) == compat_encode(test)))
+    return {"corr": corr, "png_identical": same, "max_abs_diff": float(np.abs(a - b).max()) if a.size else 0.0,
+            "min_corr": LNP_MIN_CORR, "min_png_identical": LNP_MIN_PNG_IDENTICAL,
+            "passed": corr >= LNP_MIN_CORR and same >= LNP_MIN_PNG_IDENTICAL}
+
+
+def check_lnp_precision(denoiser: Any, images: list[np.ndarray], device: str | torch.device = "cpu",
+                        requested: str = DEFAULT_PRECISION,
+                        candidate: str | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """LNP's startup fidelity check on one batch: reduced precision vs fp32; choose the precision.
+
+    Arguments:
+        denoiser: prepared torch denoiser (:func:`prepare`); images: same-size HxWx3 uint8.
+        requested: ``auto`` checks ``candidate`` (default :func:`dfig.accel.reduced_precision`: bf16
+            where supported, else fp16) on CUDA, fp32 on CPU unless ``candidate`` is named;
+            ``fp32``/``bf16``/``fp16`` are used as asked.
+
+    Returns:
+        ``(record, residuals)``: :func:`dfig.accel.choose_precision`'s record (``agreement`` from
+        :func:`lnp_agreement`) and the chosen precision's residuals of ``images``.
+    """
+    from dfig.accel import choose_precision
+
+    if not isinstance(denoiser, torch.nn.Module):  # classical: no autocast to choose
+        return ({"requested": requested, "precision": "fp32", "checked": False, "candidate": None,
+                 "agreement": None, "reason": "not a torch model: fp32"}, lnp_batch(denoiser, images, device))
+    return choose_precision(lambda prec: lnp_batch(denoiser, images, device, prec), lnp_agreement, device,
+                            requested, candidate)
+
+
+def _resolve_precision(requested: str, device: torch.device, denoiser: Any, old_meta: dict[str, Any],
+                       n_existing: int) -> str | None:
+    """The precision known before any image is seen (None: decided by the check on the first batch).
+
+    ``auto``: a tree being resumed keeps its own precision; CPU or a non-torch denoiser -> fp32.
+    """
+    if requested != "auto":
+        return requested
+    if n_existing:
+        old = old_meta.get("precision")
+        return old if old in PRECISIONS else "fp32"
+    if device.type != "cuda" or not isinstance(denoiser, torch.nn.Module):
+        return "fp32"
+    return None
+
+
+def _set_precision(meta: dict[str, Any], requested: str, device: torch.device, denoiser: Any,
+                   old_meta: dict[str, Any], n_existing: int) -> str | None:
+    """Put the precision known before any image is seen into ``meta``; return it (None: decided later)."""
+    chosen = _resolve_precision(requested, device, denoiser, old_meta, n_existing)
+    meta["precision"] = chosen if chosen is not None else "auto (decided on the first batch)"
+    reason = ("as requested" if requested != "auto" else
+              "auto: the existing tree's precision" if n_existing else f"auto on {device.type}")
+    meta["precision_check"] = {"requested": requested, "precision": chosen, "checked": False, "reason": reason}
+    return chosen
 
 
 def _record_of(denoiser: Any) -> dict[str, Any]:
@@ -286,8 +392,9 @@ def _check_folder(out: Path, meta: dict[str, Any], overwrite: bool, shards: int)
 def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], denoiser: Any,
                  save_mode: str = "compat", batch_size: int = 16, shard: tuple[int, int] | str = (0, 1),
                  policy: str = "skip", device: str | torch.device = "cpu", progress: bool = True,
-                 precision: str = "fp32", record: dict[str, Any] | None = None,
-                 max_batch_pixels: int | None = MAX_BATCH_PIXELS, overwrite: bool = False) -> RunReport:
+                 precision: str = DEFAULT_PRECISION, record: dict[str, Any] | None = None,
+                 max_batch_pixels: int | None = MAX_BATCH_PIXELS, workers: int | None = None,
+                 overwrite: bool = False) -> RunReport:
     """Write the LNP of every image under ``input_dir`` to the mirrored path under ``output_dir``.
 
     ``denoiser``: an object with ``residual(x)`` (see :func:`dfig.denoise.build_denoiser`), or a
@@ -302,14 +409,20 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     LNPs and records this stage made (never another stage's folder; not with shards). Orphan ``.part``
     files of a killed run are removed (a shard removes only its own) and counted. The stage record
     merges failures and name collisions across shards and reruns (keyed by input file).
+    ``precision``: ``auto`` (default) = fp32 on CPU; on CUDA the first batch runs
+    :func:`check_lnp_precision` (bf16, or fp16 without bf16 support, kept only if it passes) and the
+    choice and measured agreement go to ``dfig_stage.json`` (``precision``, ``precision_check``); a
+    resumed tree keeps its precision. ``workers``: processes decoding inputs ahead of the model
+    (default :func:`dfig.accel.loader_workers`: 0 on CPU); PNG/npy encoding and writing run in
+    background threads, off the model's critical path.
     Returns the :class:`RunReport` of this run.
     """
     if save_mode not in SAVE_MODES:
         raise ValueError(f"save_mode must be one of {SAVE_MODES}, got {save_mode!r}")
     if policy not in BAD_FILE_POLICIES:
         raise ValueError(f"policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(denoiser, str):
@@ -320,10 +433,13 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     k, n = parse_shard(shard)
     inp, out = Path(input_dir), Path(output_dir)
     rec = record or _record_of(denoiser)
-    meta = _stage_meta(inp, rec, save_mode, precision)
+    dev = torch.device(device)
     plan = plan_tree(inp, out, SUFFIX[save_mode], shard=(k, n))  # checks the folders before anything is deleted
+    meta = _stage_meta(inp, rec, save_mode, precision)
+    chosen = _set_precision(meta, precision, dev, denoiser, read_stage_meta(out), len(plan.existing))
     if _check_folder(out, meta, overwrite, n):
         plan = plan_tree(inp, out, SUFFIX[save_mode], shard=(k, n))
+        chosen = _set_precision(meta, precision, dev, denoiser, {}, 0)
     denoiser = prepare(denoiser, device)
     report = RunReport("lnp")
     report.skipped_existing = len(plan.existing)
@@ -337,14 +453,27 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
 
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"LNP {save_mode}", unit="img", disable=not progress)
+    nw = loader_workers(dev) if workers is None else int(workers)
     try:
-        for batch in _batches(todo, save_mode, batch_size, report, policy, bar.update,
-                              max_batch_pixels):
-            res = lnp_batch(denoiser, [b[2] for b in batch], device, precision)
-            for (_src, dest, _img), r in zip(batch, res):
-                lnp_to_file(r, dest, save_mode)
-                report.done += 1
-            bar.update(len(batch))
+        with ThreadPoolExecutor(max_workers=2) as writer:  # encoding + writes beside the model
+            pending: list[Future[Any]] = []
+            for batch in _batches(todo, save_mode, batch_size, report, policy, bar.update,
+                                  max_batch_pixels, nw):
+                imgs = [b[2] for b in batch]
+                if chosen is None:  # startup fidelity check on the first batch (CUDA, auto)
+                    meta["precision_check"], res = check_lnp_precision(denoiser, imgs, dev, precision)
+                    chosen = meta["precision"] = meta["precision_check"]["precision"]
+                    checked = {"precision": chosen, "precision_check": meta["precision_check"]}
+                    update_stage_meta(out, lambda old, c=checked: {**old, **c})
+                else:
+                    res = lnp_batch(denoiser, imgs, dev, chosen)
+                pending += [writer.submit(lnp_to_file, r, dest, save_mode) for (_s, dest, _i), r in zip(batch, res)]
+                report.done += len(batch)
+                bar.update(len(batch))
+                if len(pending) >= 4 * batch_size:
+                    pending = drain_done(pending)
+            for f in pending:
+                f.result()
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
@@ -379,7 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: process every N-th file starting at K")
     ap.add_argument("--policy", choices=BAD_FILE_POLICIES, default="skip", help="bad input files")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    ap.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION,
+                    help="auto: fp32 on CPU; on CUDA bf16/fp16 autocast if the startup fidelity check passes")
+    ap.add_argument("--workers", type=int, default=None, help="decoding processes (default: 0 on CPU, up to 8 on CUDA)")
     ap.add_argument("--overwrite", action="store_true",
                     help="delete the LNPs and record already in --output_dir first (needed to change the "
                          "save mode, denoiser or its parameters there)")
@@ -405,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         report = extract_tree(args.input_dir, args.output_dir, denoiser, save_mode=args.save_mode,
                               batch_size=args.batch_size, shard=args.shard, policy=args.policy,
                               device=args.device, progress=not args.no_progress, precision=args.precision,
-                              record=record, overwrite=args.overwrite)
+                              record=record, workers=args.workers, overwrite=args.overwrite)
     except USER_ERRORS as e:
         return fail(output_error(e, args.output_dir, "--output_dir"))
     print(report.summary())
@@ -418,4 +549,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["SAVE_MODES", "SUFFIX", "PRECISIONS", "compat_encode", "compat_png_bytes", "clean_npy_bytes", "lnp_to_file",
-           "read_lnp", "read_input", "prepare", "tune_cpu_allocator", "MAX_BATCH_PIXELS", "lnp_batch", "extract_tree", "main"]
+           "read_lnp", "read_input", "read_inputs", "prepare", "LNP_MIN_CORR", "LNP_MIN_PNG_IDENTICAL", "lnp_agreement",
+           "check_lnp_precision", "PRECISION_CHOICES", "tune_cpu_allocator", "MAX_BATCH_PIXELS", "lnp_batch", "extract_tree", "main"]

@@ -48,7 +48,8 @@ import os
 import pickle
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +57,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from dfig.accel import DEFAULT_PRECISION, PRECISION_CHOICES, drain_done
 from dfig.data.images import BAD_FILE_POLICIES, BadImageError, load_rgb
 from dfig.fallback import use_fallback
 from dfig.io import (
@@ -279,28 +281,39 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike[str], device: str = 
 class SamSegmenter:
     """SAM with one image-encoder pass per image, then the prompt ``prompt`` (see :data:`PROMPTS`).
 
-    ``encoder_passes`` counts image-encoder forward calls; ``last_timing`` holds the seconds spent in
-    the encoder and in prompt decoding for the last image.
+    :meth:`segment` is segment-anything's own ``SamPredictor`` path, one image, fp32 (the reference);
+    :meth:`segment_batch` is the fast path (``batch_size`` images per encoder forward, autocast in the
+    precision chosen by the startup check, batched prompt decoding), giving the same masks.
+    ``encoder_passes`` counts images through the image encoder; ``last_timing`` holds seconds of the
+    last call; ``precision_record`` the startup check's outcome.
     """
 
     def __init__(self, model: Any, prompt: str = "points", model_type: str = "custom",
-                 auto_options: Mapping[str, Any] | None = None) -> None:
+                 auto_options: Mapping[str, Any] | None = None, precision: str = DEFAULT_PRECISION,
+                 batch_size: int | None = None) -> None:
         from segment_anything import SamPredictor
 
         if prompt not in PROMPTS:
             raise ValueError(f"unknown SAM prompt {prompt!r}; choose one of {tuple(PROMPTS)}")
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISION_CHOICES}")
         self.model = model.eval()
         self.prompt = prompt
         self.model_type = model_type
         self.name = f"sam_{model_type}_{prompt}"
         self.auto_options = dict(auto_options or {"points_per_side": 16})
         self.predictor = SamPredictor(self.model)
+        self.device = next(self.model.parameters()).device
+        self.batch_size = int(batch_size or sam_batch_size(self.device))
+        self.precision = precision
+        #: filled by the first :meth:`segment_batch` (the startup fidelity check); shared with the record
+        self.precision_record: dict[str, Any] = {"requested": precision, "precision": None}
         self.encoder_passes = 0
         self.last_timing: dict[str, float] = {}
         self.model.image_encoder.register_forward_hook(self._count_pass)
 
-    def _count_pass(self, *_: Any) -> None:
-        self.encoder_passes += 1
+    def _count_pass(self, _module: Any, _inputs: Any, output: Any) -> None:
+        self.encoder_passes += int(output.shape[0])  # one pass per image, batched or not
 
     def segment(self, rgb: np.ndarray) -> SegResult:
         rgb = _as_rgb(rgb)
@@ -313,13 +326,213 @@ class SamSegmenter:
         self.last_timing = {"encoder_s": t1 - t0, "decode_s": t2 - t1}
         return res
 
+    def encode(self, inputs: list[Any], precision: str = "fp32") -> Any:
+        """Image embeddings (float32 ``B x 256 x 64 x 64``) of :func:`sam_input` tensors, ONE forward pass.
+
+        Arguments:
+            inputs: uint8 ``3 x h x w`` tensors (long side = the encoder's size; pinned memory is
+                copied with ``non_blocking``).
+            precision: ``fp32``, ``bf16`` or ``fp16`` (autocast around the image encoder only).
+        """
+        import torch
+
+        from dfig.accel import autocast
+
+        with torch.inference_mode():
+            x = torch.cat([self.model.preprocess(t.to(self.device, non_blocking=True).float()[None])
+                           for t in inputs])
+            with autocast(self.device, precision):
+                feats = self.model.image_encoder(x)
+        return feats.float()
+
+    def segment_batch(self, rgbs: list[np.ndarray], inputs: list[Any] | None = None) -> list[SegResult]:
+        """Segment several images: one batched encoder forward (one pass per image), batched prompts.
+
+        The first call on a segmenter with ``precision="auto"`` runs the startup fidelity check
+        (:func:`check_sam_precision`) on its images and fills :attr:`precision_record`.
+
+        Arguments:
+            rgbs: HxWx3 uint8 RGB images (any sizes).
+            inputs: their :func:`sam_input` tensors when already made (e.g. by loader workers).
+
+        Returns:
+            One :class:`SegResult` per image, as :meth:`segment` gives (to float tolerance).
+        """
+        rgbs = [_as_rgb(r) for r in rgbs]
+        if inputs is None:
+            inputs = [sam_input(r, self.model.image_encoder.img_size) for r in rgbs]
+        t0 = time.perf_counter()
+        if self.precision_record.get("precision") is None:
+            rec, results = check_sam_precision(self, rgbs, inputs, self.precision)
+            self.precision_record.update(rec)
+        else:
+            results = self._encode_decode(rgbs, inputs, self.precision_record["precision"])
+        self.last_timing = {"batch_s": time.perf_counter() - t0, "batch": len(rgbs)}
+        return results
+
+    def _encode_decode(self, rgbs: list[np.ndarray], inputs: list[Any], precision: str) -> list[SegResult]:
+        feats = self.encode(inputs, precision)
+        sizes = [(r.shape[:2], tuple(t.shape[-2:])) for r, t in zip(rgbs, inputs)]
+        if self.prompt == "auto":
+            return [self._auto_one(rgb, feats[i:i + 1], sizes[i]) for i, rgb in enumerate(rgbs)]
+        return decode_prompts(self.model, feats, sizes, self.prompt)
+
+    def _auto_one(self, rgb: np.ndarray, feat: Any, size: tuple[Any, Any]) -> SegResult:
+        p = self.predictor  # give the predictor this image's embedding (no second encoder pass)
+        p.reset_image()
+        p.features, p.original_size, p.input_size, p.is_image_set = feat, tuple(size[0]), tuple(size[1]), True
+        try:
+            return _prompt_auto(self, rgb)
+        finally:
+            p.reset_image()
+
+
+#: Images per encoder forward when ``batch_size`` is not given: device type -> batch.
+SAM_BATCH_SIZE: dict[str, int] = {"cuda": 8, "cpu": 1}
+#: Smallest mask IoU (reduced precision vs fp32, every image of the check) that lets autocast be used.
+SAM_MIN_MASK_IOU = 0.99
+
+
+def sam_batch_size(device: Any) -> int:
+    """Default images per encoder forward on ``device`` (:data:`SAM_BATCH_SIZE`; 1 elsewhere)."""
+    import torch
+
+    return SAM_BATCH_SIZE.get(torch.device(device).type, 1)
+
+
+def sam_input(rgb: np.ndarray, target_length: int = 1024) -> Any:
+    """The encoder input of one RGB image as ``SamPredictor.set_image`` makes it: uint8 ``3 x h x w``.
+
+    The long side is resized to ``target_length`` (segment-anything's ``ResizeLongestSide``); the
+    normalisation and padding happen on the device (``Sam.preprocess``).
+    """
+    import torch
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    arr = ResizeLongestSide(target_length).apply_image(_as_rgb(rgb))
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1.0 when both are empty)."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def check_sam_precision(seg: SamSegmenter, rgbs: list[np.ndarray], inputs: list[Any] | None = None,
+                        requested: str = DEFAULT_PRECISION,
+                        candidate: str | None = None) -> tuple[dict[str, Any], list[SegResult]]:
+    """SAM's startup fidelity check: masks under autocast vs fp32 on ``rgbs``; choose the precision.
+
+    ``requested="auto"`` on CUDA tries ``candidate`` (default :func:`dfig.accel.reduced_precision`:
+    bf16 where supported, else fp16) and keeps it when every mask has IoU >= :data:`SAM_MIN_MASK_IOU`
+    with fp32, else fp32; on CPU fp32 unless ``candidate`` is named. Explicit ``fp32``/``bf16``/
+    ``fp16`` are used unchecked (see :func:`dfig.accel.choose_precision`).
+
+    Returns:
+        ``(record, results)``: record = :func:`dfig.accel.choose_precision`'s (``agreement`` holds
+        ``mask_iou_min``, ``mask_iou_mean``, ``n_images``, ``min_required``, ``passed``) plus
+        ``extra_encoder_passes`` (the check's second pass over these images); results = the chosen
+        precision's masks for ``rgbs``.
+    """
+    from dfig.accel import choose_precision
+
+    if inputs is None:
+        inputs = [sam_input(r, seg.model.image_encoder.img_size) for r in rgbs]
+    before = seg.encoder_passes
+    rec, results = choose_precision(lambda prec: seg._encode_decode(rgbs, inputs, prec), sam_agreement,
+                                    seg.device, requested, candidate)
+    rec["extra_encoder_passes"] = seg.encoder_passes - before - len(rgbs)
+    return rec, results
+
+
+def sam_agreement(ref: list[SegResult], test: list[SegResult]) -> dict[str, Any]:
+    """Mask IoU of ``test`` against ``ref`` per image: min, mean, count and ``passed`` (min >= 0.99)."""
+    ious = [mask_iou(a.mask, b.mask) for a, b in zip(ref, test)]
+    lo = min(ious) if ious else 1.0
+    return {"mask_iou_min": lo, "mask_iou_mean": float(np.mean(ious)) if ious else 1.0, "n_images": len(ious),
+            "min_required": SAM_MIN_MASK_IOU, "passed": lo >= SAM_MIN_MASK_IOU}
+
+
+def _predict_masks(dec: Any, feats: Any, image_pe: Any, sparse: Any, dense: Any) -> tuple[Any, Any]:
+    """``MaskDecoder.predict_masks`` for one prompt per image: B embeddings with B prompts.
+
+    (segment-anything's own version repeats ONE embedding over the prompts; here row i of the
+    batch pairs embedding i with prompt i, the same arithmetic without the repeat.)
+    """
+    import torch
+
+    b = feats.shape[0]
+    tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0).unsqueeze(0).expand(b, -1, -1)
+    tokens = torch.cat((tokens, sparse), dim=1)
+    src = feats + dense
+    pos = image_pe.expand(b, -1, -1, -1)
+    _, c, h, w = src.shape
+    hs, src = dec.transformer(src, pos, tokens)
+    mask_tokens = hs[:, 1:1 + dec.num_mask_tokens, :]
+    up = dec.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+    hyper = torch.stack([mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], dim=1)
+    _, c2, h2, w2 = up.shape
+    masks = (hyper @ up.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
+    return masks, dec.iou_prediction_head(hs[:, 0, :])
+
+
+def _decode(model: Any, feats: Any, multimask: bool, points: Any = None, boxes: Any = None,
+            mask_input: Any = None) -> tuple[Any, Any]:
+    sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+    masks, iou = _predict_masks(model.mask_decoder, feats, model.prompt_encoder.get_dense_pe(), sparse, dense)
+    sl = slice(1, None) if multimask else slice(0, 1)
+    return masks[:, sl], iou[:, sl]
+
+
+def decode_prompts(model: Any, feats: Any, sizes: list[tuple[Any, Any]], prompt: str) -> list[SegResult]:
+    """Masks for the ``points`` or ``box`` prompt of every image at once (fp32 mask decoder).
+
+    Arguments:
+        model: the ``Sam``; feats: its embeddings ``B x 256 x 64 x 64``;
+        sizes: per image ``(original (H, W), resized input (h, w))``;
+        prompt: ``points`` (two points, multimask, then refined with the best low-res logits) or
+            ``box`` (:data:`FACE_BOX`), exactly as :data:`PROMPTS` does them one image at a time.
+    """
+    import torch
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    tf, dev = ResizeLongestSide(model.image_encoder.img_size), feats.device
+    infos: list[dict[str, Any]]
+    with torch.inference_mode():
+        if prompt == "points":
+            pts = [tf.apply_coords(np.array(SAM_POINTS_256) * np.array([w / 256.0, h / 256.0]), (h, w))
+                   for (h, w), _ in sizes]
+            coords = torch.as_tensor(np.stack(pts), dtype=torch.float, device=dev)
+            labels = torch.ones(coords.shape[:2], dtype=torch.int, device=dev)
+            low, iou = _decode(model, feats, True, points=(coords, labels))
+            best = iou.argmax(dim=1)
+            low, iou = _decode(model, feats, False, points=(coords, labels),
+                               mask_input=low[torch.arange(len(best), device=dev), best][:, None])
+            infos = [{"first_pass_best": int(b)} for b in best]
+        elif prompt == "box":
+            boxes = [face_box(h, w) for (h, w), _ in sizes]
+            bt = torch.as_tensor(np.stack([tf.apply_boxes(b, s[0])[0] for b, s in zip(boxes, sizes)]),
+                                 dtype=torch.float, device=dev)
+            low, iou = _decode(model, feats, False, boxes=bt)
+            infos = [{"box": b.tolist()} for b in boxes]
+        else:
+            raise ValueError(f"batched decoding supports the points and box prompts, not {prompt!r}")
+        out = []
+        for i, (orig, inp) in enumerate(sizes):
+            m = model.postprocess_masks(low[i:i + 1], tuple(inp), tuple(orig)) > model.mask_threshold
+            out.append(SegResult(m[0, 0].cpu().numpy(), float(iou[i, 0]), infos[i]))
+    return out
+
 
 # ---------------------------------------------------------------------------------------------
 # registry and builder
 
 def _sam_builder(model_type: str = "vit_h", checkpoint: str | os.PathLike[str] | None = None,
                  prompt: str = "points", device: str = "cpu", verify: str = "size",
-                 allow_fallback: bool | None = None) -> tuple[Segmenter, dict[str, Any]]:
+                 allow_fallback: bool | None = None, precision: str = DEFAULT_PRECISION,
+                 batch_size: int | None = None) -> tuple[Segmenter, dict[str, Any]]:
     from dfig import weights
 
     if model_type not in SAM_MODEL_TYPES:
@@ -337,8 +550,9 @@ def _sam_builder(model_type: str = "vit_h", checkpoint: str | os.PathLike[str] |
         return seg, {**rec, "requested": {"method": "sam", "model_type": model_type, "prompt": prompt}}
     model = load_sam(model_type, path, device)
     digest = weights.verify(wname, path)["sha256"] or weights.sha256_file(path)
-    seg = SamSegmenter(model, prompt=prompt, model_type=model_type)
+    seg = SamSegmenter(model, prompt=prompt, model_type=model_type, precision=precision, batch_size=batch_size)
     rec = {"method": "sam", "name": seg.name, "model_type": model_type, "prompt": prompt, "device": str(device),
+           "batch_size": seg.batch_size, "precision": seg.precision_record,  # filled by the first batch
            "weights": {"weights": wname, "file": path.name, "path": str(path), "size": path.stat().st_size,
                        "sha256": digest, "verify": verify,
                        "official_size": weights.spec(wname).size == path.stat().st_size},
@@ -377,7 +591,8 @@ SEGMENTERS: dict[str, Callable[..., tuple[Segmenter, dict[str, Any]]]] = {
 def build_segmenter(name: str = "sam", model_type: str = "vit_h",
                     checkpoint: str | os.PathLike[str] | None = None, prompt: str = "points",
                     device: str = "cpu", allow_fallback: bool | None = None,
-                    verify: str = "size") -> tuple[Segmenter, dict[str, Any]]:
+                    verify: str = "size", precision: str = DEFAULT_PRECISION,
+                    batch_size: int | None = None) -> tuple[Segmenter, dict[str, Any]]:
     """Build a segmenter and the record to store with its outputs.
 
     ``sam``: ``checkpoint`` is a file, a folder, or ``None`` (``pretrained/``, ``$DFIG_WEIGHTS``); the
@@ -385,12 +600,18 @@ def build_segmenter(name: str = "sam", model_type: str = "vit_h",
     for a non-official file such as a fine-tuned SAM) and loaded strictly. Missing weights in a folder
     -> the ``prior`` fallback (recorded; refused where fallbacks are not allowed, e.g. the paper
     profile). ``prior`` / ``none`` are always recorded as fallbacks.
+
+    ``precision`` (SAM): ``auto`` (default; bf16/fp16 autocast on CUDA when the startup check of
+    :func:`check_sam_precision` passes on the first batch, else fp32), ``fp32``, ``bf16``, ``fp16``.
+    ``batch_size`` (SAM): images per encoder forward (default :data:`SAM_BATCH_SIZE` of the device).
+    The record's ``precision`` entry is filled in by the first batch (chosen dtype, mask IoU).
     """
     if name not in SEGMENTERS:
         raise ValueError(f"unknown segmenter {name!r}; choose one of {tuple(SEGMENTERS)}")
     if name == "sam":
         return _sam_builder(model_type=model_type, checkpoint=checkpoint, prompt=prompt, device=device,
-                            verify=verify, allow_fallback=allow_fallback)
+                            verify=verify, allow_fallback=allow_fallback, precision=precision,
+                            batch_size=batch_size)
     return SEGMENTERS[name](allow_fallback=allow_fallback)
 
 
@@ -445,6 +666,81 @@ def _csv_cell(v: Any) -> str:
         return "nan" if math.isnan(v) else f"{v:.6g}"
     s = str(v)
     return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
+
+
+def write_face_and_mask(rgb: np.ndarray, mask: np.ndarray, face_dest: Path, mask_dest: Path,
+                        face_format: str = "png") -> None:
+    """Write the 0/255 mask PNG, then the masked face (written last: its presence marks the image done)."""
+    atomic_write_bytes(mask_dest, _encode_png(mask.astype(np.uint8) * 255))
+    atomic_write_bytes(face_dest, _encode_face(apply_mask(rgb, mask), face_format))
+
+
+class _SegInputs:
+    """Map-style dataset for loader workers: path -> (index, RGB array, SAM input tensor, error)."""
+
+    def __init__(self, paths: list[Path], target_length: int) -> None:
+        self.paths, self.target_length = paths, target_length
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, Any, str | None]:
+        try:
+            rgb = np.asarray(load_rgb(self.paths[i]))
+        except BadImageError as e:
+            return i, None, None, e.reason
+        return i, rgb, sam_input(rgb, self.target_length) if self.target_length else None, None
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+def segment_stream(items: list[Any], segmenter: Segmenter, workers: int | None = None) -> Iterator[Any]:
+    """Decode and segment images in order: yields ``(item, rgb, SegResult)`` or ``(item, None, reason)``.
+
+    Arguments:
+        items: paths, or tuples whose first element is the path (yielded back unchanged).
+        segmenter: a :class:`SamSegmenter` runs :meth:`~SamSegmenter.segment_batch` on
+            ``segmenter.batch_size`` images at a time; any other segmenter one image at a time.
+        workers: DataLoader worker processes that decode (and, for SAM, resize) ahead of the model
+            (default :func:`dfig.accel.loader_workers`: 0 on CPU); on CUDA the inputs are pinned.
+
+    A file that cannot be read yields its reason (a string) instead of a result.
+    """
+    import torch
+
+    from dfig.accel import loader_workers
+
+    sam = isinstance(segmenter, SamSegmenter)
+    dev = segmenter.device if sam else torch.device("cpu")
+    nw = loader_workers(dev) if workers is None else int(workers)
+    paths = [Path(it[0] if isinstance(it, tuple) else it) for it in items]
+    ds = _SegInputs(paths, segmenter.model.image_encoder.img_size if sam else 0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=nw, collate_fn=_as_is,
+                                         pin_memory=dev.type == "cuda", prefetch_factor=4 if nw else None)
+    size = segmenter.batch_size if sam else 1
+    buf: list[tuple[int, np.ndarray | None, Any, str | None]] = []
+    for item in loader:
+        buf.append(item)
+        if sum(b[3] is None for b in buf) >= size:
+            yield from _segment_buffer(buf, items, segmenter, sam)
+            buf = []
+    yield from _segment_buffer(buf, items, segmenter, sam)
+
+
+def _segment_buffer(buf: list[tuple[int, np.ndarray | None, Any, str | None]], items: list[Any], segmenter: Any,
+                    sam: bool) -> Iterator[Any]:
+    good = [b for b in buf if b[3] is None]
+    if not good:
+        results = []
+    elif sam:
+        results = segmenter.segment_batch([b[1] for b in good], [b[2] for b in good])
+    else:
+        results = [segmenter.segment(b[1]) for b in good]
+    by_index = {b[0]: r for b, r in zip(good, results)}
+    for i, rgb, _, reason in buf:
+        yield (items[i], None, reason) if reason is not None else (items[i], rgb, by_index[i])
 
 
 def _inside(a: Path, b: Path) -> bool:
@@ -553,24 +849,30 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     report.removed_part_files = remove_orphans(plan, out, shard[1], mirrors=[(masks, ".png")])
     update_stage_meta(out, lambda old: {**meta, "counts": old.get("counts")})
 
-    for src, dest in tqdm(todo, desc=f"segment [{seg_name}]", disable=not progress, unit="img"):
-        try:
-            rgb = np.asarray(load_rgb(src))
-        except BadImageError as e:
-            if policy == "strict":
-                raise
-            report.fail(e.path, e.reason)
-            continue
-        res = segmenter.segment(rgb)
-        mask = np.asarray(res.mask, dtype=bool)
-        rel = dest.relative_to(out).as_posix()
-        atomic_write_bytes(masks / Path(rel).with_suffix(".png"), _encode_png(mask.astype(np.uint8) * 255))
-        atomic_write_bytes(dest, _encode_face(apply_mask(rgb, mask), face_format))  # face last: marks done
-        new_rows[rel] = {"path": rel, "mask_area": float(mask.mean()), "score": float(res.score),
-                         "segmenter": seg_name}
-        report.done += 1
-        if report.done % _CSV_FLUSH_EVERY == 0:
-            _write_csv(csv_path, new_rows)
+    bar = tqdm(total=len(todo), desc=f"segment [{seg_name}]", disable=not progress, unit="img")
+    with ThreadPoolExecutor(max_workers=2) as writer:  # PNG/JPEG encoding + writes overlap the model
+        pending: list[Future[None]] = []
+        for (src, dest), rgb, res in segment_stream(todo, segmenter):
+            bar.update(1)
+            if isinstance(res, str):
+                if policy == "strict":
+                    raise BadImageError(src, res)
+                report.fail(src, res)
+                continue
+            mask = np.asarray(res.mask, dtype=bool)
+            rel = dest.relative_to(out).as_posix()
+            pending.append(writer.submit(write_face_and_mask, rgb, mask, dest, masks / Path(rel).with_suffix(".png"),
+                                         face_format))
+            new_rows[rel] = {"path": rel, "mask_area": float(mask.mean()), "score": float(res.score),
+                             "segmenter": seg_name}
+            report.done += 1
+            if len(pending) >= 64:
+                pending = drain_done(pending)
+            if report.done % _CSV_FLUSH_EVERY == 0:
+                _write_csv(csv_path, new_rows)
+        for f in pending:
+            f.result()
+    bar.close()
 
     if new_rows or not csv_path.exists():
         _write_csv(csv_path, new_rows)
@@ -601,6 +903,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: this process takes every N-th file from K")
     ap.add_argument("--policy", default="skip", choices=BAD_FILE_POLICIES, help="bad input files")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_CHOICES,
+                    help="SAM encoder: auto = bf16/fp16 on CUDA if the startup mask check passes, else fp32")
+    ap.add_argument("--batch_size", type=int, default=None, help="SAM images per encoder pass (default: 8 CUDA, 1 CPU)")
     ap.add_argument("--overwrite", action="store_true",
                     help="delete the faces, masks and records already in --output_dir first (needed to "
                          "change the segmenter, its weights or the face format there)")
@@ -610,7 +915,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         seg, rec = build_segmenter(a.segmenter, model_type=a.model_type, checkpoint=a.checkpoint,
-                                   prompt=a.prompt, device=a.device, verify=a.verify)
+                                   prompt=a.prompt, device=a.device, verify=a.verify, precision=a.precision,
+                                   batch_size=a.batch_size)
     except (FallbackNotAllowed, MissingWeightsError, WrongWeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -635,6 +941,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["SEGMENTERS", "PROMPTS", "FACE_BOX", "SAM_POINTS_256", "SAM_MODEL_TYPES", "FACE_FORMATS", "SegResult",
+__all__ = ["SAM_BATCH_SIZE", "SAM_MIN_MASK_IOU", "sam_batch_size", "sam_input", "mask_iou", "check_sam_precision",
+           "sam_agreement", "decode_prompts", "segment_stream", "write_face_and_mask", "SEGMENTERS", "PROMPTS", "FACE_BOX", "SAM_POINTS_256", "SAM_MODEL_TYPES", "FACE_FORMATS", "SegResult",
            "Segmenter", "SamSegmenter", "PriorSegmenter", "WholeImageSegmenter", "build_segmenter", "load_sam",
            "prior_mask", "face_box", "apply_mask", "default_mask_dir", "segment_tree", "main"]

@@ -109,7 +109,7 @@ class TrainOptions:
     max_minutes: float | None = None     # wall-clock budget: stop after the epoch that crosses it
     val_every: int = 1
     resume: bool = False                 # continue from model_epoch_latest.pth
-    amp: bool = False                    # autocast + GradScaler (CUDA only; ignored on CPU)
+    amp: bool = False                    # autocast: bf16 (CUDA with bf16, CPU), else fp16 + GradScaler
     channels_last: bool = False
     policy: str = "skip"                 # bad files: skip (counted) | strict
     max_train: int | None = None         # ours, for quick runs: use at most this many training images
@@ -468,11 +468,12 @@ def region_reader(reader: Any, size: int | None) -> Any:
 
 
 def _loader(dataset: Any, opts: TrainOptions, shuffle: bool, seed: int, dist_info: DistInfo | None = None,
-            epoch: int = 0) -> torch.utils.data.DataLoader:
+            epoch: int = 0, pin: bool = False, persistent: bool = False) -> torch.utils.data.DataLoader:
     from dfig.data.dataset import make_loader
 
     if dist_info is None or not dist_info.enabled or not shuffle:
-        return make_loader(dataset, batch_size=opts.batch_size, shuffle=shuffle, workers=opts.workers, seed=seed)
+        return make_loader(dataset, batch_size=opts.batch_size, shuffle=shuffle, workers=opts.workers, seed=seed,
+                           pin_memory=pin, persistent_workers=persistent)
     from torch.utils.data.distributed import DistributedSampler
 
     sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
@@ -481,7 +482,7 @@ def _loader(dataset: Any, opts: TrainOptions, shuffle: bool, seed: int, dist_inf
     g = torch.Generator()
     g.manual_seed(seed)
     return torch.utils.data.DataLoader(dataset, batch_size=opts.batch_size, sampler=sampler,
-                                       num_workers=opts.workers, generator=g)
+                                       num_workers=opts.workers, generator=g, pin_memory=pin)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -653,10 +654,25 @@ def build_model(opts: TrainOptions) -> nn.Module:
                           pretrained=opts.pretrained, stem_init=opts.stem_init, spec_norm=opts.spec_norm)
 
 
+def amp_precision(device: str | torch.device, amp: bool) -> str:
+    """The training precision for ``amp`` on ``device``: ``fp32`` without amp; with amp bf16 where
+    supported (CUDA with bf16, CPU), else fp16 (older GPUs; then a GradScaler is used)."""
+    from dfig.accel import reduced_precision
+
+    return reduced_precision(device) if amp else "fp32"
+
+
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+    from dfig.accel import autocast
+
+    return autocast(device, amp_precision(device, amp))
+
+
+def make_scaler(device: str | torch.device, amp: bool) -> Any:
+    """``torch.amp.GradScaler`` when training runs in fp16 (amp on a GPU without bf16), else ``None``."""
+    if amp_precision(device, amp) != "fp16":
+        return None
+    return torch.amp.GradScaler(torch.device(device).type)
 
 
 @torch.no_grad()
@@ -699,30 +715,42 @@ def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, optim
     """One pass over ``loader``; returns (mean training loss, number of optimiser steps)."""
     from tqdm.auto import tqdm
 
-    crit = nn.BCEWithLogitsLoss()
     model.train()
-    total, n, steps = 0.0, 0, 0
+    total, n, steps = torch.zeros((), device=device), 0, 0  # summed on the device: no sync per step
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for batch in bar:
-        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device).float()
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, amp):
-            logits = model(x).reshape(-1)
-            loss = crit(logits.float(), y)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        total += float(loss.detach()) * len(y)
-        n += len(y)
+        loss = train_step(model, batch, optimizer, device, scaler, amp, channels_last)
+        total += loss * len(batch[1])
+        n += len(batch[1])
         steps += 1
-        bar.set_postfix(loss=f"{total / n:.4f}")
-    return total / max(n, 1), steps
+        if progress and steps % 10 == 1:
+            bar.set_postfix(loss=f"{float(total) / n:.4f}")
+    return float(total) / max(n, 1), steps
+
+
+def train_step(model: nn.Module, batch: Sequence[Any], optimizer: torch.optim.Optimizer, device: torch.device,
+               scaler: Any = None, amp: bool = False, channels_last: bool = False) -> torch.Tensor:
+    """One optimiser step on ``batch`` = ``(x, y, ...)``; returns the detached loss (on the device).
+
+    ``amp``: autocast in :func:`amp_precision`'s dtype (the spectra stay float32: ``dfig.spectra``
+    runs the FFT with autocast off); ``scaler`` from :func:`make_scaler` (fp16 only). Inputs are
+    copied with ``non_blocking`` (fast from the loader's pinned memory).
+    """
+    x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True).float()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    with _autocast(device, amp):
+        logits = model(x).reshape(-1)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.detach()
 
 
 def _val_metrics(y: np.ndarray, p: np.ndarray, loss: float) -> dict[str, float]:
@@ -783,7 +811,9 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     config = model.config() if hasattr(model, "config") else {}
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999),
                                  weight_decay=opts.weight_decay)
-    scaler = torch.amp.GradScaler("cuda") if (opts.amp and device.type == "cuda") else None
+    scaler = make_scaler(device, opts.amp)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: autotuned conv algorithms pay off
     plateau = Plateau(patience=opts.earlystop_epoch, delta=opts.earlystop_delta, min_lr=opts.min_lr,
                       mode="min" if opts.earlystop_metric == "loss" else "max")
     start_epoch, step, log_rows = 0, 0, []
@@ -827,14 +857,15 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     stopped_by = "niter"
     epoch = start_epoch
     main = dist_info.is_main
-    val_loader = _loader(val_ds, opts, shuffle=False, seed=opts.seed)
+    pin = device.type == "cuda"
+    val_loader = _loader(val_ds, opts, shuffle=False, seed=opts.seed, pin=pin, persistent=opts.workers > 0)
     for epoch in range(start_epoch, opts.niter):
         t_ep = time.time()
         if opts.lr_policy == "cosine":
             set_lr(optimizer, cosine_lr(opts.lr, epoch, opts.niter, opts.warmup_epochs, floor=opts.min_lr))
         lr_used = get_lr(optimizer)
         loader = _loader(train_ds, opts, shuffle=True, seed=opts.seed * 1000 + epoch, dist_info=dist_info,
-                         epoch=epoch)
+                         epoch=epoch, pin=pin)  # new per epoch: per-epoch seeds keep resume exact
         train_loss, n_steps = train_one_epoch(net, loader, optimizer, device, scaler, opts.amp, opts.channels_last,
                                               progress=opts.progress and main,
                                               desc=f"epoch {epoch + 1}/{opts.niter}")
@@ -896,7 +927,8 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                                         "log_csv": str(run_dir / "log.csv")},
                               "features": features, "options": _jsonable_options(opts),
                               "world_size": dist_info.world_size, "device": str(device),
-                              "data_report": data_report, "incomplete_input": incomplete}
+                              "data_report": data_report, "incomplete_input": incomplete,
+                              "precision": amp_precision(device, opts.amp)}
     if main and opts.evaluate_test:
         result.update(evaluate_best(opts, run_dir, samples, device))
         if "test" in result.get("eval_data_report", {}):

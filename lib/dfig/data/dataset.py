@@ -165,7 +165,7 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int = 0, seed: int = 0,
-                drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+                drop_last: bool = False, pin_memory: bool = False, persistent_workers: bool = False) -> DataLoader:
     """A DataLoader whose order and worker seeds follow ``seed`` (same seed -> same batches).
 
     The shuffling order comes from a private generator seeded with ``seed``; each worker is seeded
@@ -177,7 +177,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int =
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
                       generator=g, worker_init_fn=seed_worker if workers > 0 else None,
                       drop_last=drop_last, pin_memory=pin_memory,
-                      persistent_workers=False)
+                      persistent_workers=persistent_workers and workers > 0)
 
 
 def class_balance(samples: Sequence[Sample]) -> dict[str, float | int]:
