@@ -70,7 +70,8 @@ EOF
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
       "${MISSING[@]}" || { echo "pip install from $WHEELS failed" >&2; exit 2; }
   fi
-  export PYTHONPATH="$PYTHONPATH:$SITE"
+  # only what the machine lacks went there (never torch); nbconvert finds its templates via JUPYTER_PATH
+  export PYTHONPATH="$PYTHONPATH:$SITE" JUPYTER_PATH="$SITE/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 fi
 "$PY" - "$OUT/versions.json" "$DEVICE" <<'EOF' || exit 2
 import json, platform, sys
