@@ -36,13 +36,13 @@ export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg PYTHONUN
 export DFIG_REPORTS="$OUT/reports"
 
 if [[ $CPU == 1 ]]; then
-  DEVICE=cpu; PROFILE=paper-standin-cpu; SAM=vit_b; PER_CLASS=1
-  N_SAM=1; N_LNP=2; STEPS=2; BENCH_IMG=train/real
+  DEVICE=cpu; PROFILE=paper-standin-cpu; SAM=vit_b; PER_CLASS=1; SIZE=64  # 64 px: CycleISP 16x cheaper
+  N_SAM=1; N_LNP=2; LNP_SIZE=64; STEPS=2; BENCH_IMG=train/real
   export DFIG_WORK="${DFIG_WORK:-$OUT/work}"
   FACES="${FACES:-$OUT/faces}"; WEIGHTS="${DFIG_WEIGHTS:-$OUT/weights}"
 else
-  DEVICE=cuda; PROFILE=paper-standin; SAM=vit_h; PER_CLASS=40
-  N_SAM=32; N_LNP=40; STEPS=30; BENCH_IMG=train/real
+  DEVICE=cuda; PROFILE=paper-standin; SAM=vit_h; PER_CLASS=40; SIZE=0
+  N_SAM=32; N_LNP=40; LNP_SIZE=256; STEPS=30; BENCH_IMG=train/real
   export DFIG_WORK="${DFIG_WORK:-$ROOT/work/device/work}"
   FACES="${FACES:-$ROOT/work/device/faces}"; WEIGHTS="${DFIG_WEIGHTS:-$ROOT/work/device/weights}"
 fi
@@ -108,7 +108,8 @@ EOF
 
 # 2. data and stand-in weights ---------------------------------------------------------------------
 if [[ ! -d "$FACES/train" ]]; then
-  "$PY" benchmarks/face_subset.py --per_class "$PER_CLASS" --out "$FACES" --synthetic_if_absent || exit 2
+  "$PY" benchmarks/face_subset.py --per_class "$PER_CLASS" --size "$SIZE" --out "$FACES" --synthetic_if_absent \
+    || exit 2
 fi
 say "stand-in weights -> $WEIGHTS (${NEEDED[*]})"
 "$PY" -m dfig.weights standin --out "$WEIGHTS" --only "$(IFS=,; echo "${NEEDED[*]}")" || exit 2
@@ -128,7 +129,7 @@ bench() {  # bench NAME ARGS...
     || { say "bench_$name FAILED (see $OUT/bench_$name.log)"; tail -5 "$OUT/bench_$name.log"; STATUS=1; }
 }
 bench sam --model_type "$SAM" --checkpoint "$WEIGHTS/$SAMFILE" --n "$N_SAM"
-bench lnp --checkpoint "$WEIGHTS/sidd_rgb.pth" --n "$N_LNP" --size 256
+bench lnp --checkpoint "$WEIGHTS/sidd_rgb.pth" --n "$N_LNP" --size "$LNP_SIZE"
 bench train --arch res50 --train_mode 0 --crop_size 224 --steps "$STEPS"
 
 # 4. the stand-in profile --------------------------------------------------------------------------

@@ -25,12 +25,25 @@ MARKER = ".dfig_subset.json"
 EXIT_SKIPPED = 3
 
 
-def make_subset(src: Path, out: Path, per_class: int) -> dict:
-    """Copy ``per_class`` images of each split/class of ``src`` into ``out``; returns the counts."""
+def _copy(p: Path, dest: Path, size: int) -> None:
+    """Copy one photo; with ``size`` > 0 write it resized to size x size (JPEG q95) instead."""
+    from PIL import Image
+
+    with io.atomic_path(dest) as tmp:
+        if not size:
+            shutil.copyfile(p, tmp)
+            return
+        with Image.open(p) as im:
+            im.convert("RGB").resize((size, size), Image.BICUBIC).save(tmp, format="JPEG", quality=95)
+
+
+def make_subset(src: Path, out: Path, per_class: int, size: int = 0) -> dict:
+    """Copy ``per_class`` images of each split/class of ``src`` into ``out`` (resized to ``size`` px when
+    > 0, e.g. for a cheap CPU check); returns ``{source, per_class, size, counts}``."""
     src, out = src.resolve(), out.resolve()
     if out == src or src in out.parents:
         raise ValueError(f"--out {out} lies inside the source tree {src}: never written into")
-    want = {"source": paths.rel(src), "per_class": per_class}
+    want = {"source": paths.rel(src), "per_class": per_class, "size": size}
     if out.exists() and any(out.iterdir()):
         old = io.load_json(out / MARKER) if (out / MARKER).is_file() else None
         if old and {k: old.get(k) for k in want} == want:
@@ -48,8 +61,7 @@ def make_subset(src: Path, out: Path, per_class: int) -> dict:
             if not files:
                 raise FileNotFoundError(f"{src / split / cls}: no images")
             for p in files:
-                with io.atomic_path(out / split / cls / p.name) as tmp:
-                    shutil.copyfile(p, tmp)
+                _copy(p, out / split / cls / p.name, size)
             counts.setdefault(split, {})[cls] = len(files)
     rec = {**want, "counts": counts}
     io.save_json(rec, out / MARKER)
@@ -61,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--per_class", type=int, default=40, help="images per split and class")
+    ap.add_argument(
+        "--size", type=int, default=0, help="resize to SIZE x SIZE px (0: copy the files as they are)"
+    )
     ap.add_argument(
         "--src", default=None, help="face sample root (default: DFIG_SAMPLE_DATA or ../shared/...)"
     )
@@ -81,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_SKIPPED
         from dfig.data.synthetic import generate
 
-        generate(out, n_train=max(1, args.per_class), n_eval=max(1, args.per_class), size=128)
+        generate(out, n_train=max(1, args.per_class), n_eval=max(1, args.per_class), size=args.size or 128)
         print(f"face sample absent: wrote the SYNTHETIC set ({args.per_class} per split/class) to {out}")
         return 0
     try:
-        rec = make_subset(src, out, args.per_class)
+        rec = make_subset(src, out, args.per_class, args.size)
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

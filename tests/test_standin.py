@@ -262,3 +262,27 @@ def test_device_table_projects_the_paper_profile(tmp_path: Path, capsys) -> None
     (tmp_path / "bench_train.json").unlink()
     assert t.main([str(tmp_path)]) == 0, "a missing benchmark is a '-' row, not a failure"
     assert json.loads((tmp_path / "device_check.json").read_text())["projection"]["total_hours"] is None
+
+
+def test_device_check_usage_and_face_subset(tmp_path: Path) -> None:
+    r = subprocess.run(
+        ["bash", str(paths.root() / "benchmarks" / "device_check.sh")], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "usage: benchmarks/device_check.sh [--cpu] OUTDIR [WHEELDIR]" in r.stderr
+    src = tmp_path / "src"
+    for split in ("train", "val", "test"):
+        for cls in ("real", "fake"):
+            for i in range(3):
+                (src / split / cls).mkdir(parents=True, exist_ok=True)
+                (src / split / cls / f"{i}.jpg").write_bytes(b"jpeg")
+    script = paths.root() / "benchmarks" / "face_subset.py"
+    run = [sys.executable, str(script), "--src", str(src), "--per_class", "2", "--out"]
+    r = subprocess.run([*run, str(tmp_path / "sub")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "sub" / "val" / "fake").iterdir()) == ["0.jpg", "1.jpg"]
+    r = subprocess.run([*run, str(src / "train" / "sub")], capture_output=True, text=True)
+    assert r.returncode == 2 and "never written into" in r.stderr and not (src / "train" / "sub").exists()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "mine.txt").write_text("x")
+    r = subprocess.run([*run, str(tmp_path / "other")], capture_output=True, text=True)
+    assert r.returncode == 2 and "never overwritten" in r.stderr

@@ -26,6 +26,8 @@ BANNERS = {
               "Not the paper's setting: numbers are not comparable to the reported ones.",
     "paper-standin": "PAPER-STANDIN PROFILE - the paper profile's settings on the face sample with random "
                      "stand-in weights and a short training budget: a test of every code path, not a result.",
+    "paper-standin-cpu": "PAPER-STANDIN-CPU PROFILE - the CI check of paper-standin on a CPU (SAM vit_b, six photos, "
+                         "stand-in weights): a test of the code paths, not a result.",
 }
 
 
