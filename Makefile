@@ -63,9 +63,9 @@ gpu-wheels: install
 	rm -f $(GPU_WHEELS)/debugpy-*.whl $(GPU_WHEELS)/jedi-*.whl
 	@du -sh $(GPU_WHEELS)
 
-# a subset of the face sample to carry to a GPU machine (40 per split and class; ignored, never committed)
+# a subset of the face sample to carry to a GPU machine (20 per split and class; ignored, never committed)
 device-faces: install
-	$(PY) benchmarks/face_subset.py --per_class 40 --out work/device/faces
+	$(PY) benchmarks/face_subset.py --per_class 20 --out work/device/faces
 
 paper: install
 	$(PY) run_all.py --profile $(PROFILE) --paper-only

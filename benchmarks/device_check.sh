@@ -41,8 +41,8 @@ if [[ $CPU == 1 ]]; then
   export DFIG_WORK="${DFIG_WORK:-$OUT/work}"
   FACES="${FACES:-$OUT/faces}"; WEIGHTS="${DFIG_WEIGHTS:-$OUT/weights}"
 else
-  DEVICE=cuda; PROFILE=paper-standin; SAM=vit_h; PER_CLASS=40; SIZE=0
-  N_SAM=32; N_LNP=40; LNP_SIZE=256; STEPS=30; BENCH_IMG=train/real
+  DEVICE=cuda; PROFILE=paper-standin; SAM=vit_h; PER_CLASS=20; SIZE=0
+  N_SAM=16; N_LNP=20; LNP_SIZE=256; STEPS=30; BENCH_IMG=train/real
   export DFIG_WORK="${DFIG_WORK:-$ROOT/work/device/work}"
   FACES="${FACES:-$ROOT/work/device/faces}"; WEIGHTS="${DFIG_WEIGHTS:-$ROOT/work/device/weights}"
 fi
