@@ -103,18 +103,18 @@ def _f(x: Any, fmt: str = "{:.1f}") -> str:
 def format_table(bench: dict[str, dict[str, Any] | None], proj: dict[str, Any]) -> str:
     """The printed table: stage, naive / ours images/s, speed-up, projected paper-profile hours."""
     lines = [
-        f"{'stage':<11} {'naive img/s':>11} {'ours img/s':>10} {'speed-up':>8} {'paper-profile work':<58} {'hours':>7}"
+        f"{'stage':<11} {'naive img/s':>11} {'ours img/s':>10} {'speed-up':>8} {'paper-profile work':<62} {'hours':>7}"
     ]
     for s in (*STAGES, "robustness"):
         b = bench.get(s) or {}
         p = proj[s]
         lines.append(
             f"{s:<11} {_f(_rate(b, 'naive_img_s')):>11} {_f(_rate(b)):>10} "
-            f"{_f(b.get('speedup'), '{:.2f}x'):>8} {p['how']:<58} {_f(p['hours']):>7}"
+            f"{_f(b.get('speedup'), '{:.2f}x'):>8} {p['how']:<62} {_f(p['hours']):>7}"
         )
     lo, hi = proj["paper_hours_per_model"]
     lines += [
-        f"{'total':<11} {'':>11} {'':>10} {'':>8} {'paper profile on the 140k set (projected)':<58} "
+        f"{'total':<11} {'':>11} {'':>10} {'':>8} {'paper profile on the 140k set (projected)':<62} "
         f"{_f(proj['total_hours']):>7}",
         f"training per model: {_f(proj['train']['hours_per_model'])} h projected here ({proj['epochs']} epochs) "
         f"vs {lo:.0f}-{hi:.0f} h reported by the paper on one {proj['paper_card']} "

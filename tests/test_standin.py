@@ -100,6 +100,10 @@ def test_policy_paper_refuses_standin_requires(
         W.locate("cycleisp_sidd_rgb", tmp_path)
     policy("allow")
     assert W.verify("cycleisp_sidd_rgb", tmp_path)["standin"] is False
+    assert W.describe(official_like)["kind"] == "official"
+    other = tmp_path / "finetuned_sam.pth"
+    shutil.copyfile(official_like, other)
+    assert W.describe(other)["kind"] == "other"
 
 
 def test_marker_survives_copying_the_file_alone(standin_dir: Path, tmp_path: Path, policy) -> None:
