@@ -37,12 +37,13 @@ export DFIG_REPORTS="$OUT/reports"
 
 if [[ $CPU == 1 ]]; then
   DEVICE=cpu; PROFILE=paper-standin-cpu; SAM=vit_b; PER_CLASS=1; SIZE=64  # 64 px: CycleISP 16x cheaper
-  N_SAM=1; N_LNP=2; LNP_SIZE=64; STEPS=2; BENCH_IMG=train/real
+  SAM_ARGS=(--n 1 --naive_n 1); LNP_ARGS=(--n 2 --size 64)
+  TRAIN_ARGS=(--steps 2 --warmup 1 --batch_size 2 --n_images 6)
   export DFIG_WORK="${DFIG_WORK:-$OUT/work}"
   FACES="${FACES:-$OUT/faces}"; WEIGHTS="${DFIG_WEIGHTS:-$OUT/weights}"
 else
   DEVICE=cuda; PROFILE=paper-standin; SAM=vit_h; PER_CLASS=20; SIZE=0
-  N_SAM=16; N_LNP=20; LNP_SIZE=256; STEPS=30; BENCH_IMG=train/real
+  SAM_ARGS=(--n 16); LNP_ARGS=(--n 20 --size 256); TRAIN_ARGS=(--steps 30 --n_images 120)
   export DFIG_WORK="${DFIG_WORK:-$ROOT/work/device/work}"
   FACES="${FACES:-$ROOT/work/device/faces}"; WEIGHTS="${DFIG_WEIGHTS:-$ROOT/work/device/weights}"
 fi
@@ -124,13 +125,13 @@ bench() {  # bench NAME ARGS...
     say "bench_$name: SKIPPED ($BENCH_DIR/bench_$name.py absent)"; return
   fi
   say "bench_$name $*"
-  "$PY" "$BENCH_DIR/bench_$name.py" --device "$DEVICE" --images "$FACES/$BENCH_IMG" \
+  "$PY" "$BENCH_DIR/bench_$name.py" --device "$DEVICE" --images "$FACES" \
     --json "$OUT/bench_$name.json" "$@" >"$OUT/bench_$name.log" 2>&1 \
     || { say "bench_$name FAILED (see $OUT/bench_$name.log)"; tail -5 "$OUT/bench_$name.log"; STATUS=1; }
 }
-bench sam --model_type "$SAM" --checkpoint "$WEIGHTS/$SAMFILE" --n "$N_SAM"
-bench lnp --checkpoint "$WEIGHTS/sidd_rgb.pth" --n "$N_LNP" --size "$LNP_SIZE"
-bench train --arch res50 --train_mode 0 --crop_size 224 --steps "$STEPS"
+bench sam --model_type "$SAM" --checkpoint "$WEIGHTS/$SAMFILE" "${SAM_ARGS[@]}"
+bench lnp --checkpoint "$WEIGHTS/sidd_rgb.pth" "${LNP_ARGS[@]}"
+bench train --arch res50 --train_mode 0 --crop_size 224 "${TRAIN_ARGS[@]}"
 
 # 4. the stand-in profile --------------------------------------------------------------------------
 ONLY=()

@@ -109,7 +109,7 @@ def format_table(bench: dict[str, dict[str, Any] | None], proj: dict[str, Any]) 
         b = bench.get(s) or {}
         p = proj[s]
         lines.append(
-            f"{s:<11} {_f(_rate(b, 'naive_img_s')):>11} {_f(_rate(b)):>10} "
+            f"{s:<11} {_f(_rate(b, 'naive_img_s'), '{:.3g}'):>11} {_f(_rate(b), '{:.3g}'):>10} "
             f"{_f(b.get('speedup'), '{:.2f}x'):>8} {p['how']:<62} {_f(p['hours']):>7}"
         )
     lo, hi = proj["paper_hours_per_model"]
@@ -120,6 +120,10 @@ def format_table(bench: dict[str, dict[str, Any] | None], proj: dict[str, Any]) 
         f"vs {lo:.0f}-{hi:.0f} h reported by the paper on one {proj['paper_card']} "
         f"({proj['paper_training_hours'][0]:.0f}-{proj['paper_training_hours'][1]:.0f} h for 19 models)",
     ]
+    for st in STAGES:  # what each rate was measured with (a CPU check's vit_b at 64 px is no paper setting)
+        sets = (bench.get(st) or {}).get("settings") or {}
+        if sets:
+            lines.append(f"  {st} measured with: " + ", ".join(f"{k}={v}" for k, v in list(sets.items())[:6]))
     return "\n".join(lines)
 
 
