@@ -207,6 +207,7 @@ def test_paper_standin_is_paper_plus_listed_overrides(run_all) -> None:
 def test_preflight_paper_refuses_standins_and_standin_profile_says_how(
     run_all, standin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DFIG_STANDIN", "allow")  # apply_weights_policy sets it; undone after the test
     monkeypatch.setenv("DFIG_WEIGHTS", str(standin_dir))
     prof = run_all.load_profile("paper")
     assert run_all.apply_weights_policy(prof) == "forbid"

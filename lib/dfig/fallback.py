@@ -18,6 +18,10 @@ class FallbackWarning(UserWarning):
     """A stage ran with a substitute for an official component."""
 
 
+class StandinWarning(FallbackWarning):
+    """A stage loaded stand-in (random) weights instead of an official checkpoint."""
+
+
 class FallbackNotAllowed(RuntimeError):
     """A fallback was needed but the run (e.g. the ``paper`` profile) forbids fallbacks."""
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from dfig import paths
-from dfig.fallback import standin_policy
+from dfig.fallback import StandinWarning, standin_policy
 
 HASHES_FILE = ".dfig_hashes.json"
 VERIFY_MODES: tuple[str, ...] = ("none", "size", "hash")
@@ -375,6 +375,8 @@ def _check_standin(s: WeightSpec, p: Path, info: dict[str, Any] | None, mode: st
     if mode == "hash" and info.get("sha256") and sha256_file(p) != info["sha256"]:
         raise WrongWeightsError(f"{p}: SHA-256 differs from the one its stand-in marker records; rewrite the "
                                 "stand-ins (`python -m dfig.weights standin --out DIR --overwrite`)")
+    warnings.warn(f"STAND-IN [{s.name}]: {p} holds {STANDIN_LABEL}, not the official {s.filename}",
+                  StandinWarning, stacklevel=3)
     return {**rec, "sha256": info.get("sha256"), "standin": info}
 
 
