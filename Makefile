@@ -1,6 +1,8 @@
 # DFIG: the two commands of the README.
 #   make reproduce   run the notebooks end to end (profile smoke by default; PROFILE=sample|paper)
 #   make test        ruff + pytest unit tests + nbval on every notebook + a smoke run_all.py
+#                    + the device check on CPU (standin-check)
+#   make gpu-wheels  the wheel folder for benchmarks/device_check.sh on a GPU machine (docs/gpu.md)
 # Both create the virtual environment .venv on first use (Python 3.11, pinned torch).
 
 PYTHON ?= python3.11
@@ -9,7 +11,7 @@ PROFILE ?= smoke
 PY := $(VENV)/bin/python
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install reproduce test lint unit nbval smoke paper weights clean-work
+.PHONY: install reproduce test lint unit nbval smoke paper weights clean-work standin-check gpu-wheels device-faces
 
 install: $(VENV)/.dfig-installed
 
@@ -37,7 +39,33 @@ nbval: install
 smoke: install
 	$(PY) run_all.py --profile smoke
 
-test: lint unit nbval smoke
+test: lint unit nbval smoke standin-check
+
+# benchmarks/device_check.sh at tiny scale on the CPU: stand-in weights (SAM vit_b), the three
+# benchmarks, run_all.py --profile paper-standin-cpu on 1 photo per split and class (a few minutes)
+STANDIN_CHECK ?= work/standin-check
+standin-check: install
+	rm -rf $(STANDIN_CHECK)/work $(STANDIN_CHECK)/reports
+	PYTHON=$(PY) bash benchmarks/device_check.sh --cpu $(STANDIN_CHECK)
+
+# wheels a GPU machine with its own torch may lack (papermill, ipykernel, nbconvert, segment-anything
+# and their needs; never torch), for python $(GPU_PYTHON) on x86-64 Linux -> $(GPU_WHEELS) (~10 MB).
+# debugpy and jedi are optional for a kernel and left out; typst (the PDF, 20-33 MB) only with
+# GPU_TYPST=1. Carry the folder with the repository; docs/gpu.md.
+GPU_PYTHON ?= 3.12
+GPU_WHEELS ?= work/gpu-wheels
+GPU_TYPST ?= 0
+GPU_PKGS := papermill nbformat nbclient nbconvert ipykernel segment-anything==1.0 tabulate pyyaml $(if $(filter 1,$(GPU_TYPST)),typst)
+gpu-wheels: install
+	$(PY) -m pip download --quiet --only-binary=:all: --python-version $(GPU_PYTHON) --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d $(GPU_WHEELS) $(GPU_PKGS)
+	rm -f $(GPU_WHEELS)/debugpy-*.whl $(GPU_WHEELS)/jedi-*.whl
+	@du -sh $(GPU_WHEELS)
+
+# a subset of the face sample to carry to a GPU machine (20 per split and class; ignored, never committed)
+device-faces: install
+	$(PY) benchmarks/face_subset.py --per_class 20 --out work/device/faces
 
 paper: install
 	$(PY) run_all.py --profile $(PROFILE) --paper-only

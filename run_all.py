@@ -4,11 +4,13 @@
     python run_all.py                      # smoke profile: synthetic data, CPU, minutes (the default)
     python run_all.py --profile sample     # the real face sample (../shared/data/faces140k-sample)
     python run_all.py --profile paper --data /data/140k   # full data + official weights on a GPU
+    python run_all.py --profile paper-standin             # the paper profile with stand-in weights (GPU)
     python run_all.py --list               # what would run, with the parameters
     python run_all.py --only 04_train      # just the runs of one notebook (prefix match)
     python run_all.py --paper-only         # rebuild DFIG_v2.pdf from the existing results
 
-Profiles are YAML files in profiles/. Each run's parameter names are checked against the notebook's
+Profiles are YAML files in profiles/; ``base: <profile>`` inherits one and lists only what differs
+(see ``inherit``). Each run's parameter names are checked against the notebook's
 ``parameters`` cell before anything executes. Executed notebooks (ipynb + HTML) go to
 reports/<profile>/executed/, and reports/<profile>/manifest.json records the commit, package versions,
 device, per-run timings and parameters, data counts, official weights found and fallbacks used.
@@ -35,14 +37,50 @@ from dfig.notebook import train_run_name
 NOTEBOOKS = paths.notebooks_dir()
 
 
-def load_profile(name: str) -> dict[str, Any]:
-    """Read profiles/<name>.yaml (or a path to a YAML file)."""
+def load_profile(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read profiles/<name>.yaml (or a path to a YAML file), resolving ``base:`` (see :func:`inherit`)."""
     p = Path(name) if name.endswith((".yaml", ".yml")) else paths.profiles_dir() / f"{name}.yaml"
     if not p.exists():
         have = sorted(q.stem for q in paths.profiles_dir().glob("*.yaml"))
         raise SystemExit(f"profile {name!r} not found ({p}); available: {', '.join(have)}")
     with open(p, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        prof = yaml.safe_load(f)
+    if prof.get("base"):
+        if prof["base"] in (*_chain, name):
+            raise SystemExit(f"profile {p}: circular base {' -> '.join((*_chain, name, prof['base']))}")
+        prof = inherit(load_profile(prof["base"], (*_chain, name)), prof)
+    return prof
+
+
+def inherit(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A profile = its base plus overrides. Top-level keys replace the base's; ``common`` is merged key by
+    key; ``params: {notebook: {...}}`` is merged into that notebook's run params and ``grids: {notebook:
+    [...]}`` replaces its grid. Returns the merged profile (``base`` = the base profile's name)."""
+    out = {**base, **{k: v for k, v in over.items() if k not in ("common", "params", "grids")}}
+    out["common"] = {**base.get("common", {}), **over.get("common", {})}
+    params, grids = over.get("params", {}), over.get("grids", {})
+    unknown = sorted((set(params) | set(grids)) - {r["notebook"] for r in out["runs"]})
+    if unknown:
+        raise SystemExit(f"profile {over.get('name')!r}: params/grids for notebooks its runs lack: {unknown}")
+    out["runs"] = [{**r, "params": {**r.get("params", {}), **params.get(r["notebook"], {})},
+                    **({"grid": grids[r["notebook"]]} if r["notebook"] in grids else {})} for r in out["runs"]]
+    out["base"] = base["name"]
+    return out
+
+
+def apply_weights_policy(profile: dict[str, Any]) -> str:
+    """Export the profile's stand-in policy (``DFIG_STANDIN``) to this process and its notebooks.
+
+    ``standin_weights: require`` (paper-standin) also points ``DFIG_WEIGHTS`` at the stand-in folder
+    unless it is set. Default: stand-ins are forbidden exactly where fallbacks are. Returns the policy.
+    """
+    policy = profile.get("standin_weights") or ("allow" if profile.get("allow_fallbacks", True) else "forbid")
+    os.environ["DFIG_STANDIN"] = policy
+    if policy == "require":
+        from dfig.standin import default_dir
+
+        os.environ.setdefault("DFIG_WEIGHTS", str(default_dir()))
+    return policy
 
 
 def check_profile(data: Any, where: str) -> dict[str, Any]:
@@ -150,6 +188,8 @@ def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any])
     common = dict(profile.get("common", {}))
     if data:
         common["data_root"] = str(Path(data).expanduser().resolve())
+    elif not common.get("data_root") and profile.get("default_data") == "sample":
+        common["data_root"] = str(paths.sample_data_dir())  # paper-standin: the face sample
     for spec in profile["runs"]:
         nb = spec["notebook"]
         for item in spec.get("grid", [{}]):
@@ -213,6 +253,9 @@ def preflight(profile: dict[str, Any], runs: list[dict[str, Any]]) -> None:
 
         if not torch.cuda.is_available():
             problems.append("no CUDA GPU visible: the paper profile trains ResNet50/MobileNetV2 on 100k images")
+    if problems and profile.get("standin_weights") == "require":
+        problems.append(f"write the stand-ins with `python -m dfig.weights standin --out {paths.weights_dir()} "
+                        f"--only {','.join(profile.get('required_weights', []))}`")
     if problems:
         raise SystemExit(f"profile {profile['name']!r} cannot start (it never falls back):\n- "
                          + "\n- ".join(problems))
@@ -276,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     profile = check_profile(load_profile(args.profile), args.profile)
     os.environ["DFIG_PROFILE"] = profile["name"]
+    apply_weights_policy(profile)
     if args.paper_only:
         from dfig import report
 

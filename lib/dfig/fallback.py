@@ -18,6 +18,10 @@ class FallbackWarning(UserWarning):
     """A stage ran with a substitute for an official component."""
 
 
+class StandinWarning(FallbackWarning):
+    """A stage loaded stand-in (random) weights instead of an official checkpoint."""
+
+
 class FallbackNotAllowed(RuntimeError):
     """A fallback was needed but the run (e.g. the ``paper`` profile) forbids fallbacks."""
 
@@ -25,6 +29,23 @@ class FallbackNotAllowed(RuntimeError):
 def fallbacks_allowed() -> bool:
     """False when ``DFIG_ALLOW_FALLBACKS`` is ``0``/``false``/``no`` (set by the paper profile)."""
     return os.environ.get("DFIG_ALLOW_FALLBACKS", "1").strip().lower() not in {"0", "false", "no"}
+
+
+STANDIN_POLICIES: tuple[str, ...] = ("allow", "forbid", "require")
+
+
+def standin_policy() -> str:
+    """Whether stand-in weights are accepted: ``DFIG_STANDIN`` if set, else ``allow`` where fallbacks are.
+
+    Returns ``"allow"`` (official or stand-in), ``"forbid"`` (official only) or ``"require"`` (stand-ins
+    only, the ``paper-standin`` profile). An unknown value raises ``ValueError`` naming the variable.
+    """
+    v = os.environ.get("DFIG_STANDIN", "").strip().lower()
+    if not v:
+        return "allow" if fallbacks_allowed() else "forbid"
+    if v not in STANDIN_POLICIES:
+        raise ValueError(f"DFIG_STANDIN={v!r}: expected one of {', '.join(STANDIN_POLICIES)}")
+    return v
 
 
 def use_fallback(stage: str, fallback: str, instead_of: str, reason: str,

@@ -88,6 +88,37 @@ def fallbacks_used(records: dict[str, Any]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
+def standins_used(records: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every stand-in weights file recorded (nested anywhere) in stage records / training metrics.
+
+    Arguments: ``records`` = {where: record} (stage name or ``"train <run>"`` -> its JSON).
+    Returns one entry per file: ``{weights, file, label, seed, used_in: [where, ...]}``.
+    """
+    merged: dict[tuple[Any, Any], dict[str, Any]] = {}
+
+    def walk(o: Any, where: str) -> None:
+        if isinstance(o, dict):
+            if o.get("kind") == "stand-in" and "label" in o:
+                m = merged.setdefault((o.get("weights"), o.get("file")), {
+                    "weights": o.get("weights"), "file": o.get("file"), "label": o["label"],
+                    "seed": o.get("seed"), "used_in": []})
+                if where not in m["used_in"]:
+                    m["used_in"].append(where)
+            for v in o.values():
+                walk(v, where)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v, where)
+    for name, rec in records.items():
+        walk(rec, name)
+    return list(merged.values())
+
+
+def train_records(profile: str) -> dict[str, Any]:
+    """``{"train <run>": metrics/train_<run>.json}`` of the profile (where backbone weights are recorded)."""
+    return {f"train {p.stem[6:]}": io.load_json(p) for p in sorted(paths.metrics_dir(profile).glob("train_*.json"))}
+
+
 def data_counts(profile: str) -> dict[str, Any]:
     """Counts per split and class of the profile's data trees (raw and derived)."""
     from dfig.data.layout import discover
@@ -139,6 +170,7 @@ def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], secon
         "data_counts": data_counts(name),
         "weights": weights_status(),
         "fallbacks": fallbacks_used(records),
+        "standins": standins_used({**records, **train_records(name)}),
         "stages": records,
     }
     dest = paths.reports_dir(name) / "manifest.json"

@@ -537,6 +537,8 @@ def _load_backbone_file(backbone: nn.Module, arch: str, path: str | os.PathLike[
             f"left out, but: missing {len(extra_missing)} key(s) [{_list(extra_missing)}], "
             f"unexpected {len(unexpected)} key(s) [{_list(unexpected)}]. "
             "Check that the file is the official ImageNet checkpoint of this backbone.")
+    from dfig.weights import describe as weights_describe
+
     report = {
         "file": str(path),
         "arch": arch,
@@ -544,6 +546,7 @@ def _load_backbone_file(backbone: nn.Module, arch: str, path: str | os.PathLike[
         "loaded": len(load),
         "skipped": skipped,
         "file_bytes": path.stat().st_size,
+        "provenance": weights_describe(path),  # official | stand-in (random weights)
     }
     return report, stem_w
 

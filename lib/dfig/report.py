@@ -24,7 +24,27 @@ BANNERS = {
              "(no real faces). Its numbers test the pipeline, not the method.",
     "sample": "SAMPLE PROFILE - a 1,000-image real face sample (FFHQ + StyleGAN), CPU training from scratch. "
               "Not the paper's setting: numbers are not comparable to the reported ones.",
+    "paper-standin": "PAPER-STANDIN PROFILE - the paper profile's settings on the face sample with random "
+                     "stand-in weights and a short training budget: a test of every code path, not a result.",
+    "paper-standin-cpu": "PAPER-STANDIN-CPU PROFILE - the CI check of paper-standin on a CPU (SAM vit_b, six photos, "
+                         "stand-in weights): a test of the code paths, not a result.",
 }
+
+
+def banner(profile: str, fallbacks: list[dict[str, Any]], standins: list[dict[str, Any]]) -> str:
+    """The page-1 banner: the profile's line, then stand-in weights and fallbacks when any were used.
+
+    Arguments: the profile name, the merged fallback and stand-in records (:mod:`dfig.manifest`).
+    Returns ``""`` when there is nothing to warn about (the paper profile with official files).
+    """
+    parts = [BANNERS.get(profile, "")]
+    if standins:
+        names = ", ".join(sorted({str(s.get("weights") or s.get("file")) for s in standins}))
+        parts.append(f"STAND-IN WEIGHTS - {names}: random weights in the official formats were used instead "
+                     "of the official checkpoints, so every number in this PDF is meaningless.")
+    if fallbacks and profile != "paper":
+        parts.append("Fallbacks were used (see the provenance appendix).")
+    return " ".join(p for p in parts if p)
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -131,6 +151,7 @@ def paper_data(profile: str) -> dict[str, Any]:
     stages = manifest.stage_records(profile)
     train_meta = {p.stem[6:]: io.load_json(p) for p in sorted(paths.metrics_dir(profile).glob("train_*.json"))}
     fallbacks = manifest.fallbacks_used({**stages, **{f"train {k}": v for k, v in train_meta.items()}})
+    standins = manifest.standins_used({**stages, **{f"train {k}": v for k, v in train_meta.items()}})
     synthetic = any(r.get("synthetic") or (r.get("input") or {}).get("synthetic") for r in stages.values())
     models = _table("models", profile)
     best = None
@@ -147,8 +168,7 @@ def paper_data(profile: str) -> dict[str, Any]:
     den = stages.get("lnp", {})
     data = {
         "profile": profile,
-        "banner": BANNERS.get(profile, "") + (" Fallbacks were used (see the provenance appendix)."
-                                               if fallbacks and profile != "paper" else ""),
+        "banner": banner(profile, fallbacks, standins),
         "synthetic": synthetic,
         "built": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": man.get("git", {}).get("commit", "unknown")[:12],
@@ -170,6 +190,8 @@ def paper_data(profile: str) -> dict[str, Any]:
         "fallbacks": [{"fallback": f["fallback"], "instead_of": f["instead_of"],
                        "reason": f["reason"].split(". ")[0][:140],
                        "used_in": ", ".join(f.get("used_in", []))} for f in fallbacks],
+        "standins": [{"weights": str(s.get("weights") or ""), "file": str(s.get("file") or ""),
+                      "seed": str(s.get("seed")), "used_in": ", ".join(s["used_in"])} for s in standins],
         "runs": [{"run": e["run"], "seconds": fmt(e.get("seconds"), 0), "status": e.get("status", "")}
                  for e in man.get("runs", [])],
         "tables": format_tables(profile),

@@ -555,7 +555,8 @@ def _sam_builder(model_type: str = "vit_h", checkpoint: str | os.PathLike[str] |
            "batch_size": seg.batch_size, "precision": seg.precision_record,  # filled by the first batch
            "weights": {"weights": wname, "file": path.name, "path": str(path), "size": path.stat().st_size,
                        "sha256": digest, "verify": verify,
-                       "official_size": weights.spec(wname).size == path.stat().st_size},
+                       "official_size": weights.spec(wname).size == path.stat().st_size,
+                       "provenance": weights.describe(path)},
            "fallback": None}
     if prompt == "auto":
         rec["auto_options"] = {"crop_n_layers": 0, **seg.auto_options}

@@ -36,7 +36,8 @@ def resolve_pretrained(arch: str, pretrained: str) -> tuple[str | None, dict[str
     tried = []
     for name in IMAGENET_WEIGHTS[arch]:
         try:
-            return str(weights.locate(name)), {"pretrained": name}
+            path = weights.locate(name)
+            return str(path), {"pretrained": name, "provenance": weights.describe(path)}
         except FileNotFoundError as e:
             tried.append(str(e).splitlines()[0])
     rec = use_fallback("train", "random initialisation (training from scratch)",
@@ -87,7 +88,8 @@ def run_training(ctx: Any, run: str, dataroot: Path) -> dict[str, Any]:
         **{k: v for k, v in result.items() if k not in ("options",)},
         "arch": P["arch"], "train_mode": str(P["train_mode"]), "tag": P.get("tag", ""),
         "features": P.get("features", "lnp"), "spectra_channels": int(P.get("spectra_channels", 1)),
-        "pretrained_used": pre_rec["pretrained"], "options": result.get("options", {}),
+        "pretrained_used": pre_rec["pretrained"], "pretrained_provenance": pre_rec.get("provenance"),
+        "options": result.get("options", {}),
         "fallbacks": [r for r in [pre_rec.get("fallback")] if r],
     }
     io.save_metrics(meta, f"train_{run}")

@@ -17,6 +17,14 @@ How a file is checked (``verify=`` of :func:`locate`):
 
 ``python -m dfig.weights [--dir D] [--hash]`` prints what is present, missing or wrong, and what to
 download to where.
+
+Stand-in weights (``python -m dfig.weights standin --out DIR [--only sam_vit_b,...]``, written by
+:mod:`dfig.standin`) are random weights in exactly the official formats and names. Each carries a
+marker twice: a sidecar ``<file>.standin.json`` (seed, size, SHA-256) and an attribute
+``dfig_standin`` on the saved state dict (survives copying the file alone). A marked file skips the
+official size/hash checks and is accepted or refused by :func:`dfig.fallback.standin_policy`
+(the ``paper`` profile refuses stand-ins, ``paper-standin`` requires them); :func:`describe` tells a
+stage what to record ("stand-in (random weights)").
 """
 
 from __future__ import annotations
@@ -27,15 +35,24 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from dfig import paths
+from dfig.fallback import StandinWarning, standin_policy
 
 HASHES_FILE = ".dfig_hashes.json"
 VERIFY_MODES: tuple[str, ...] = ("none", "size", "hash")
+#: sidecar marker of a stand-in file: ``<file name><STANDIN_SUFFIX>``
+STANDIN_SUFFIX = ".standin.json"
+#: attribute set on the saved state dict of a stand-in file (the marker inside the file)
+STANDIN_ATTR = "dfig_standin"
+#: how every stage, the manifest and the paper label a stand-in
+STANDIN_LABEL = "stand-in (random weights)"
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,10 @@ class WrongWeightsError(ValueError):
     """A checkpoint file exists but is not the expected one (size or hash differs)."""
 
 
+class StandinWeightsError(WrongWeightsError):
+    """A stand-in where this run accepts only official files, or an official file where it requires stand-ins."""
+
+
 # ---------------------------------------------------------------------------------------------
 # helpers
 
@@ -241,6 +262,9 @@ def _check(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
     exp_size = exp.get("size") if exp else None
     rec: dict[str, Any] = {"name": s.name, "file": str(p), "size": st.st_size, "expected_size": exp_size,
                            "sha256": None}
+    info = standin_info(p)
+    if info is not None or standin_policy() == "require":
+        return _check_standin(s, p, info, mode, rec)
     if mode == "none":
         return rec
     if exp_size is not None and st.st_size != exp_size:
@@ -282,6 +306,98 @@ def _check(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# stand-in markers
+
+def standin_marker_path(path: str | os.PathLike[str]) -> Path:
+    """The sidecar marker of a weights file: ``<file><STANDIN_SUFFIX>`` next to it."""
+    p = Path(path)
+    return p.with_name(p.name + STANDIN_SUFFIX)
+
+
+@lru_cache(maxsize=64)
+def _embedded_marker(path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
+    """The ``dfig_standin`` attribute of the saved state dict (memory-mapped read; None if absent/unreadable)."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - an unreadable file is the strict loaders' business, not the marker's
+        return None
+    inner = obj.get("state_dict") if isinstance(obj, Mapping) else None
+    for o in (obj, inner):
+        m = getattr(o, STANDIN_ATTR, None)
+        if isinstance(m, Mapping):
+            return dict(m)
+    return None
+
+
+def standin_info(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The stand-in marker of a weights file, or ``None`` for an unmarked file.
+
+    Reads the sidecar (``<file>.standin.json``) if present, else the marker inside the file.
+    Returns the marker dict plus ``marker`` (where it was found). Raises :class:`WrongWeightsError`
+    when a sidecar records another size than the file has (the file was replaced).
+    """
+    p = Path(path)
+    st = p.stat()
+    side = standin_marker_path(p)
+    if side.is_file():
+        try:
+            info = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise WrongWeightsError(f"{side}: unreadable stand-in marker ({e}); delete it and rewrite the "
+                                    "stand-ins with `python -m dfig.weights standin --out DIR`") from e
+        if info.get("size") != st.st_size:
+            raise WrongWeightsError(
+                f"{p}: its stand-in marker {side.name} records {info.get('size')} bytes but the file has "
+                f"{st.st_size}: the file was replaced. Delete {side.name} if it is an official file, or "
+                "rewrite the stand-ins (`python -m dfig.weights standin --out DIR --overwrite`).")
+        return {**info, "marker": side.name}
+    emb = _embedded_marker(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    return {**emb, "marker": "embedded (no sidecar)"} if emb else None
+
+
+def _check_standin(s: WeightSpec, p: Path, info: dict[str, Any] | None, mode: str,
+                   rec: dict[str, Any]) -> dict[str, Any]:
+    """Accept or refuse a stand-in (or an unmarked file where stand-ins are required)."""
+    policy = standin_policy()
+    if info is None:
+        raise StandinWeightsError(
+            f"{p}: not a stand-in, but this run requires stand-in weights (DFIG_STANDIN=require, e.g. the "
+            f"paper-standin profile). Write them with `python -m dfig.weights standin --out {p.parent} "
+            f"--only {s.name}`, or point DFIG_WEIGHTS at the stand-in folder.")
+    if policy == "forbid":
+        raise StandinWeightsError(
+            f"{p}: is a {STANDIN_LABEL} (marker: {info['marker']}), not the official {s.filename}; this run "
+            f"accepts official files only (no fallbacks, e.g. the paper profile). {download_hint(s.name, p.parent)}")
+    if info.get("weights") not in (None, s.name):
+        raise WrongWeightsError(f"{p}: a stand-in for {info.get('weights')}, not for {s.name}")
+    if mode == "hash" and info.get("sha256") and sha256_file(p) != info["sha256"]:
+        raise WrongWeightsError(f"{p}: SHA-256 differs from the one its stand-in marker records; rewrite the "
+                                "stand-ins (`python -m dfig.weights standin --out DIR --overwrite`)")
+    warnings.warn(f"STAND-IN [{s.name}]: {p} holds {STANDIN_LABEL}, not the official {s.filename}",
+                  StandinWarning, stacklevel=3)
+    return {**rec, "sha256": info.get("sha256"), "standin": info}
+
+
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a stage records about the weights file it loaded: official, stand-in or another file.
+
+    Returns ``{kind, label, file}`` with ``kind`` = ``"official"`` (a registry file name, unmarked),
+    ``"stand-in"`` (marked; label :data:`STANDIN_LABEL`, plus ``weights``, ``seed``, ``marker``) or
+    ``"other"`` (any other unmarked file, e.g. a fine-tuned SAM).
+    """
+    p = Path(path)
+    info = standin_info(p)
+    if info is not None:
+        return {"kind": "stand-in", "label": STANDIN_LABEL, "file": p.name, "weights": info.get("weights"),
+                "seed": info.get("seed"), "marker": info["marker"]}
+    official = any(p.name in s.filenames for s in WEIGHTS.values())
+    return {"kind": "official" if official else "other",
+            "label": "official weights" if official else "unmarked file (not in the registry)", "file": p.name}
+
+
+# ---------------------------------------------------------------------------------------------
 # public API
 
 def locate(name: str, path: str | os.PathLike[str] | None = None, verify: str = "size") -> Path:
@@ -302,11 +418,14 @@ def weights_record(name: str, path: str | os.PathLike[str] | None = None) -> dic
     s = spec(name)
     p = _find(s, path)
     rec = _check(s, p, "size")
-    return {"weights": s.name, "file": p.name, "path": str(p), "size": rec["size"], "sha256": rec["sha256"]}
+    return {"weights": s.name, "file": p.name, "path": str(p), "size": rec["size"], "sha256": rec["sha256"],
+            "provenance": describe(p)}
 
 
 def verify(name: str, path: str | os.PathLike[str] | None = None, full_hash: bool = False) -> dict[str, Any]:
-    """Check without raising: ``{exists, path, size, expected_size, size_ok, prefix_ok, sha256, recorded_ok, error}``.
+    """Check without raising: ``{exists, path, size, expected_size, size_ok, prefix_ok, sha256, recorded_ok, standin, error}``.
+
+    ``standin``: the file is a marked stand-in (then no official check is made).
 
     ``size_ok``/``prefix_ok`` are ``None`` where the registry has nothing to compare with (or, for the
     prefix, when no hash was computed: pass ``full_hash=True``).
@@ -314,7 +433,7 @@ def verify(name: str, path: str | os.PathLike[str] | None = None, full_hash: boo
     s = spec(name)
     out: dict[str, Any] = {"name": name, "exists": False, "path": None, "size": None, "expected_size": s.size,
                            "size_ok": None, "prefix_ok": None, "sha256": None, "recorded_ok": None,
-                           "error": None}
+                           "standin": False, "error": None}
     try:
         p = _find(s, path)
     except MissingWeightsError as e:
@@ -323,6 +442,15 @@ def verify(name: str, path: str | os.PathLike[str] | None = None, full_hash: boo
     st = p.stat()
     exp = s.expected(p.name)
     out.update(exists=True, path=str(p), size=st.st_size, expected_size=exp.get("size"))
+    try:
+        info = standin_info(p)
+    except WrongWeightsError as e:
+        out["error"] = str(e)
+        info = None
+    out["standin"] = info is not None
+    if info is not None:
+        out["sha256"] = info.get("sha256")
+        return out
     if exp.get("size") is not None:
         out["size_ok"] = st.st_size == exp["size"]
     old = _load_hashes(p.parent).get(p.name)
@@ -343,13 +471,16 @@ def verify(name: str, path: str | os.PathLike[str] | None = None, full_hash: boo
 
 
 def status(weights_dir: str | os.PathLike[str] | None = None, full_hash: bool = False) -> list[dict[str, Any]]:
-    """One row per registry entry: ``state`` is present / missing / wrong size / wrong hash / unchecked."""
+    """One row per registry entry: ``state`` is present / missing / wrong size / wrong hash / unchecked /
+    :data:`STANDIN_LABEL`."""
     folder = _folder(weights_dir)
     rows = []
     for name, s in WEIGHTS.items():
         v = verify(name, folder, full_hash=full_hash)
         if not v["exists"]:
             state = "missing"
+        elif v["standin"]:
+            state = STANDIN_LABEL
         elif v["size_ok"] is False:
             state = "wrong size"
         elif v["prefix_ok"] is False or v["recorded_ok"] is False:
@@ -374,7 +505,16 @@ def _fmt_size(n: int | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: print which official checkpoints are present, missing or wrong, and what to download."""
+    """CLI: print which official checkpoints are present, missing or wrong, and what to download.
+
+    ``python -m dfig.weights standin --out DIR [--only a,b] [--seed 0]`` writes stand-in weights instead
+    (:func:`dfig.standin.main`).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["standin"]:
+        from dfig import standin
+
+        return standin.main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m dfig.weights", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", default=None, help="weights folder (default: pretrained/ or $DFIG_WEIGHTS)")
     ap.add_argument("--hash", action="store_true", help="compute full SHA-256 of every present file")
@@ -384,11 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"weights folder: {folder}{'' if folder.is_dir() else '  (does not exist yet)'}")
     w = max(len(r["name"]) for r in rows)
     wf = max(len(r["file"]) for r in rows)
-    print(f"{'name':<{w}}  {'kind':<8}  {'state':<19}  {'file':<{wf}}  {'size':>9}  sha256")
+    ws = max(len(r["state"]) for r in rows)
+    print(f"{'name':<{w}}  {'kind':<8}  {'state':<{ws}}  {'file':<{wf}}  {'size':>9}  sha256")
     for r in rows:
         sz = _fmt_size(r["size"] if r["size"] is not None else r["expected_size"])
         sha = (r["sha256"] or "")[:16]
-        print(f"{r['name']:<{w}}  {r['kind']:<8}  {r['state']:<19}  {r['file']:<{wf}}  {sz:>9}  {sha}")
+        print(f"{r['name']:<{w}}  {r['kind']:<8}  {r['state']:<{ws}}  {r['file']:<{wf}}  {sz:>9}  {sha}")
     todo = [r for r in rows if r["state"] != "present" and not r["state"].startswith("present")]
     if todo:
         print("\nTo get the missing or wrong files (nothing is downloaded automatically):")
@@ -405,6 +546,7 @@ if __name__ == "__main__":
 
 
 __all__ = ["WEIGHTS", "WeightSpec", "Alternate", "MissingWeightsError", "WrongWeightsError", "HASHES_FILE",
-           "VERIFY_MODES", "spec", "expected_path", "download_hint", "sha256_file", "locate", "verify",
+           "VERIFY_MODES", "STANDIN_SUFFIX", "STANDIN_ATTR", "STANDIN_LABEL", "StandinWeightsError",
+           "standin_marker_path", "standin_info", "describe", "spec", "expected_path", "download_hint", "sha256_file", "locate", "verify",
            "weights_record", "status", "main"]
 

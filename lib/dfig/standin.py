@@ -1,0 +1,279 @@
+"""Stand-in weights: random weights, from a fixed seed, in exactly the official file formats and names.
+
+    python -m dfig.weights standin --out DIR [--only sam_vit_b,cycleisp_sidd_rgb] [--seed 0]
+
+With them every code path that needs an official checkpoint runs (the strict loaders accept them, the
+shapes and key names are the official ones) where the real files cannot be had, e.g. on a GPU
+machine without internet (``benchmarks/device_check.sh``) or in CI. Their outputs are meaningless,
+and they are never mistaken for official files: each file carries a marker twice (see
+:mod:`dfig.weights`), every stage records :data:`dfig.weights.STANDIN_LABEL`, the manifest lists them
+and the paper prints a banner on page 1. The ``paper`` profile refuses them; ``paper-standin``
+requires them.
+
+Formats written (``name`` -> file):
+
+- ``sam_vit_h`` / ``sam_vit_l`` / ``sam_vit_b`` -> ``sam_vit_*_*.pth``: the plain state dict of
+  segment-anything's ``Sam`` (random weights from the modules' own initialisers).
+- ``cycleisp_sidd_rgb`` -> ``sidd_rgb.pth``: ``{"state_dict": {"module.<key>": tensor}}``.
+- ``resnet50`` / ``resnet34`` / ``mobilenet_v2`` -> torchvision's ImageNet files (1000-class heads,
+  no ``num_batches_tracked``, as the V1 releases).
+- ``mobilenetv2_c5e733a8`` -> ``mobilenetv2-c5e733a8.pth`` in the d-li14/mobilenetv2.pytorch layout
+  (``features.N.conv.M.*``, top-level ``conv.*``, ``classifier.*``).
+
+SAM vit_h is ~2.5 GB: write only what a run needs (``--only``). A stand-in already there with the
+same seed is kept (fast reruns); a file that is not a stand-in is never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dfig import io, paths, weights
+
+DEFAULT_SEED = 0
+#: what ``standin`` writes without ``--only``: every file the ``paper`` profile requires
+DEFAULT_NAMES: tuple[str, ...] = (
+    "sam_vit_h",
+    "cycleisp_sidd_rgb",
+    "resnet50",
+    "resnet34",
+    "mobilenetv2_c5e733a8",
+)
+MARKER_FORMAT = "dfig-standin/1"
+
+
+def default_dir() -> Path:
+    """Where stand-ins go by default, and where the ``paper-standin`` profile looks: ``work/standin-weights``."""
+    return paths.work_dir("standin-weights")
+
+
+def dli14_mobilenetv2_names(tv_keys: list[str]) -> list[str]:
+    """torchvision MobileNetV2 keys (without ``num_batches_tracked``) -> the d-li14 layout's keys, in order."""
+    out = []
+    for k in tv_keys:
+        parts = k.split(".")
+        if parts[0] == "classifier":
+            out.append(f"classifier.{parts[-1]}")
+        elif parts[1] == "0":  # first conv + BN
+            out.append(k)
+        elif parts[1] == "18":  # final 1x1 conv 320 -> 1280 + BN
+            out.append(f"conv.{parts[2]}.{parts[-1]}")
+        else:
+            block, sub = int(parts[1]), parts[3:]
+            if block == 1:  # dw conv.0/1, pw-linear conv.3, bn conv.4
+                idx = {("0", "0"): 0, ("0", "1"): 1, ("1",): 3, ("2",): 4}[tuple(sub[:-1])]
+            else:  # pw conv.0/1, dw conv.3/4, pw-linear conv.6, bn conv.7
+                idx = {("0", "0"): 0, ("0", "1"): 1, ("1", "0"): 3, ("1", "1"): 4, ("2",): 6, ("3",): 7}[
+                    tuple(sub[:-1])
+                ]
+            out.append(f"features.{block}.conv.{idx}.{sub[-1]}")
+    return out
+
+
+def _sam(model_type: str) -> Callable[[], tuple[Any, Any]]:
+    def build() -> tuple[Any, Any]:
+        from segment_anything import sam_model_registry
+
+        sd = sam_model_registry[model_type](checkpoint=None).state_dict()
+        return sd, sd
+
+    return build
+
+
+def _cycleisp() -> tuple[Any, Any]:
+    from dfig.denoise import CycleISPDenoiser
+
+    sd = OrderedDict((f"module.{k}", v) for k, v in CycleISPDenoiser().state_dict().items())
+    return {"state_dict": sd}, sd
+
+
+def _torchvision_sd(ctor: str) -> OrderedDict:
+    import torchvision
+
+    sd = getattr(torchvision.models, ctor)(weights=None, num_classes=1000).state_dict()
+    return OrderedDict((k, v) for k, v in sd.items() if not k.endswith("num_batches_tracked"))
+
+
+def _torchvision(ctor: str) -> Callable[[], tuple[Any, Any]]:
+    def build() -> tuple[Any, Any]:
+        sd = _torchvision_sd(ctor)
+        return sd, sd
+
+    return build
+
+
+def _dli14() -> tuple[Any, Any]:
+    tv = _torchvision_sd("mobilenet_v2")
+    sd = OrderedDict(zip(dli14_mobilenetv2_names(list(tv)), tv.values()))
+    return sd, sd
+
+
+#: registry name -> builder() -> (object to save, the state dict that carries the marker attribute)
+BUILDERS: dict[str, Callable[[], tuple[Any, Any]]] = {
+    "sam_vit_h": _sam("vit_h"),
+    "sam_vit_l": _sam("vit_l"),
+    "sam_vit_b": _sam("vit_b"),
+    "cycleisp_sidd_rgb": _cycleisp,
+    "resnet50": _torchvision("resnet50"),
+    "resnet34": _torchvision("resnet34"),
+    "mobilenet_v2": _torchvision("mobilenet_v2"),
+    "mobilenetv2_c5e733a8": _dli14,
+}
+
+
+def _existing(dest: Path, name: str, seed: int, overwrite: bool) -> dict[str, Any] | None:
+    """The marker of a stand-in already at ``dest`` worth keeping; refuses to touch a non-stand-in."""
+    if not dest.exists():
+        return None
+    try:
+        info = weights.standin_info(dest)
+    except weights.WrongWeightsError as e:
+        raise FileExistsError(
+            f"{dest}: exists and its stand-in marker does not match it ({e}); "
+            "never overwritten: remove it or choose another --out"
+        ) from None
+    if info is None:
+        raise FileExistsError(
+            f"{dest}: exists and is not a stand-in (an official file?); never overwritten: "
+            "choose another --out"
+        )
+    keep = (
+        not overwrite
+        and info.get("seed") == seed
+        and info.get("weights") == name
+        and weights.standin_marker_path(dest).is_file()
+    )
+    return info if keep else None
+
+
+def write_standin(
+    name: str, out_dir: str | Path, seed: int = DEFAULT_SEED, overwrite: bool = False
+) -> dict[str, Any]:
+    """Write the stand-in of registry entry ``name`` into ``out_dir`` (atomically) with its sidecar marker.
+
+    Arguments: ``name`` (a key of :data:`BUILDERS`), ``out_dir``, ``seed`` (the weights are a function of
+    it and of the torch version), ``overwrite`` (rewrite a stand-in even when one with this seed is there).
+    Returns ``{name, file, path, size, sha256, seed, status}`` with ``status`` ``"written"`` or ``"kept"``.
+    Raises ``KeyError`` for an unknown name and ``FileExistsError`` when ``out_dir`` holds a file of that
+    name that is not a stand-in (it is never overwritten).
+    """
+    import torch
+
+    if name not in BUILDERS:
+        raise KeyError(f"no stand-in for {name!r}; known: {', '.join(BUILDERS)}")
+    s = weights.spec(name)
+    dest = Path(out_dir) / s.filename
+    old = _existing(dest, name, seed, overwrite)
+    if old is not None:
+        return {
+            "name": name,
+            "file": s.filename,
+            "path": str(dest),
+            "size": old.get("size"),
+            "sha256": old.get("sha256"),
+            "seed": seed,
+            "status": "kept",
+        }
+    marker = {
+        "format": MARKER_FORMAT,
+        "standin": True,
+        "label": weights.STANDIN_LABEL,
+        "weights": name,
+        "file": s.filename,
+        "seed": seed,
+        "generator": "dfig.standin",
+        "torch": str(torch.__version__),
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        obj, sd = BUILDERS[name]()
+    setattr(sd, weights.STANDIN_ATTR, dict(marker))
+    with io.atomic_path(dest) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)  # a file object: the archive is named "archive", not after the temp file
+    side = {
+        **marker,
+        "size": dest.stat().st_size,
+        "sha256": weights.sha256_file(dest),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "note": f"Random weights in the format of the official {s.filename}; NOT the official checkpoint.",
+    }
+    io.save_json(side, weights.standin_marker_path(dest))
+    return {
+        "name": name,
+        "file": s.filename,
+        "path": str(dest),
+        "size": side["size"],
+        "sha256": side["sha256"],
+        "seed": seed,
+        "status": "written",
+    }
+
+
+def write_standins(
+    out_dir: str | Path | None = None,
+    names: tuple[str, ...] | list[str] = DEFAULT_NAMES,
+    seed: int = DEFAULT_SEED,
+    overwrite: bool = False,
+) -> list[dict[str, Any]]:
+    """Write several stand-ins (see :func:`write_standin`) into ``out_dir`` (default :func:`default_dir`).
+
+    Returns one record per name, with ``seconds`` added.
+    """
+    out = Path(out_dir) if out_dir is not None else default_dir()
+    unknown = [n for n in names if n not in BUILDERS]
+    if unknown:
+        raise KeyError(f"no stand-in for {', '.join(map(repr, unknown))}; known: {', '.join(BUILDERS)}")
+    recs = []
+    for n in names:
+        t0 = time.perf_counter()
+        rec = write_standin(n, out, seed=seed, overwrite=overwrite)
+        recs.append({**rec, "seconds": round(time.perf_counter() - t0, 1)})
+    return recs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI ``python -m dfig.weights standin``: write stand-in weights; exit 2 with one line on bad input."""
+    ap = argparse.ArgumentParser(
+        prog="python -m dfig.weights standin",
+        description="Write stand-in (random) weights in the official formats and names.",
+    )
+    ap.add_argument("--out", default=None, help=f"folder (default: {paths.rel(default_dir())})")
+    ap.add_argument(
+        "--only",
+        default=",".join(DEFAULT_NAMES),
+        help=f"comma-separated registry names (default: what the paper profile needs); all: {','.join(BUILDERS)}",
+    )
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--overwrite", action="store_true", help="rewrite stand-ins already there")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    try:
+        recs = write_standins(args.out, names, seed=args.seed, overwrite=args.overwrite)
+    except (KeyError, FileExistsError, OSError) as e:
+        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
+    for r in recs:
+        print(
+            f"{r['status']:>7}  {r['name']:<22} {r['path']}  {r['size'] / 1e6:8.1f} MB  seed {r['seed']}  "
+            f"{r['seconds']:.1f}s  [{weights.STANDIN_LABEL}]"
+        )
+    return 0
+
+
+__all__ = [
+    "BUILDERS",
+    "DEFAULT_NAMES",
+    "DEFAULT_SEED",
+    "default_dir",
+    "dli14_mobilenetv2_names",
+    "write_standin",
+    "write_standins",
+    "main",
+]
