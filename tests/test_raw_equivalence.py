@@ -22,6 +22,7 @@ from test_denoise import write_official
 from test_predict import fake_checkpoint
 
 from dfig.data.dataset import load_sample_image
+from dfig.evaluate import compare_with_feature_files
 from dfig.io import read_stage_meta
 from dfig.metrics import compute_metrics
 from dfig.predict import build_feature_pipeline, predict_folder
@@ -151,3 +152,7 @@ def test_raw_path_gives_the_feature_path_scores(raws: dict[str, Path], stand_ins
     for k in ("acc", "roc_auc", "ap"):
         assert row[k] == pytest.approx(m[k], abs=1e-9), k
     assert row["mean_p_fake"] == pytest.approx(float(np.mean(list(a.values()))), abs=1e-5)
+    assert "the same images as the models table" in compare_with_feature_files(rob, by_files)
+    off = by_files.assign(p_fake=by_files["p_fake"] + np.r_[0.0, 0.0, 0.0, 0.01])
+    with pytest.raises(RuntimeError, match="does not reproduce the training features"):
+        compare_with_feature_files(rob, off)
