@@ -167,3 +167,27 @@ def test_ci_uses_only_python_311_as_pyproject_requires(tmp_path: Path, is_311: b
         assert r.returncode == 0 and "make test PYTHON=python3" in r.stdout, r.stderr
     else:  # python3 is another version: refuse, naming what is needed
         assert r.returncode == 2 and "Python 3.11" in r.stderr and "make" not in r.stdout
+
+
+def test_roc_styles_distinguish_eleven_runs() -> None:
+    from dfig.plots import curve_style
+
+    styles = [curve_style(i) for i in range(11)]
+    keys = {(s["color"], s["ls"], s["marker"]) for s in styles}
+    assert len(keys) == 11
+    assert len({s["color"] for s in styles[:10]}) == 10 and styles[0]["ls"] != styles[10]["ls"]
+
+
+def test_one_epoch_training_log_is_drawn_as_values() -> None:
+    import pandas as pd
+
+    from dfig.plots import training_curves
+
+    log = pd.DataFrame({"epoch": [1], "train_loss": [0.7], "val_loss": [0.6], "val_acc": [0.625], "val_auc": [0.7]})
+    fig = training_curves(log, "one")
+    a, b = fig.axes[:2]
+    assert list(a.get_xticks()) == [1.0] and a.get_xlim() == (0.0, 2.0)
+    assert "one epoch" in a.get_title()
+    assert any("0.625" in t.get_text() for t in b.get_legend().get_texts())
+    two = training_curves(pd.concat([log, log.assign(epoch=2)]), "two")
+    assert "one epoch" not in two.axes[0].get_title()
