@@ -153,6 +153,6 @@ def test_raw_path_gives_the_feature_path_scores(raws: dict[str, Path], stand_ins
         assert row[k] == pytest.approx(m[k], abs=1e-9), k
     assert row["mean_p_fake"] == pytest.approx(float(np.mean(list(a.values()))), abs=1e-5)
     assert "the same images as the models table" in compare_with_feature_files(rob, by_files)
-    off = by_files.assign(p_fake=by_files["p_fake"] + np.r_[0.0, 0.0, 0.0, 0.01])
-    with pytest.raises(RuntimeError, match="does not reproduce the training features"):
-        compare_with_feature_files(rob, off)
+    off = by_files.assign(p_fake=by_files["p_fake"] + np.r_[0.0, 0.0, 0.0, 0.02])
+    with pytest.warns(RuntimeWarning, match="does not reproduce the training features"):
+        assert "differs from its feature file's" in compare_with_feature_files(rob, off)
