@@ -279,7 +279,8 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
     try:
         pm.execute_notebook(str(NOTEBOOKS / f"{run['notebook']}.ipynb"), str(out),
                             parameters=run["parameters"], cwd=str(NOTEBOOKS), progress_bar=False,
-                            kernel_name="python3", request_save_on_cell_execute=False)
+                            kernel_name="python3", request_save_on_cell_execute=False,
+                            kernel_manager_class=kernel_manager_class())
     except pm.PapermillExecutionError as e:
         entry.update(status="failed", seconds=round(time.time() - t0, 1),
                      error=f"cell {e.exec_count} (execution count): {e.ename}: {e.evalue}")
@@ -287,6 +288,64 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
     entry.update(status="ok", seconds=round(time.time() - t0, 1))
     manifest.export_html(out)
     return entry
+
+
+def kernel_manager_class() -> type:
+    """The kernel manager papermill uses: local IPC transport, and no SIGINT at shutdown.
+
+    A kernel on TCP logs ``Kernel is running over TCP without encryption`` at every start; over IPC
+    the sockets are files next to the connection file and nothing is printed. jupyter_client also
+    sends SIGINT before every shutdown request; a kernel that is still inside a message handler when
+    it lands logs ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel`` although the notebook
+    succeeded. Here shutdown is the plain shutdown request (jupyter_client still kills a kernel that
+    does not exit in time). Returns: an ``AsyncKernelManager`` subclass (class, not instance).
+    """
+    from jupyter_client import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class LocalKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:  # the interrupt jupyter_client sends before a shutdown request
+                return
+            await super()._async_interrupt_kernel()
+
+    return LocalKernelManager
+
+
+def fallback_lines(ipynb: Path) -> list[str]:
+    """One line per distinct fallback or stand-in announced in an executed notebook's outputs.
+
+    Arguments: ``ipynb``, the executed copy. Returns: the warning texts (``FALLBACK [stage]: ...``
+    as :func:`dfig.fallback.use_fallback` words them, and any ``STAND-IN ...`` line), in order, each
+    without its final parenthesised reason (kept in the stage records and the manifest).
+    """
+    import json
+    import re
+
+    pat = re.compile(r"((?:FALLBACK|STAND-IN) \[[^\]]*\]:.*)")
+    found: list[str] = []
+    for cell in json.loads(ipynb.read_text(encoding="utf-8")).get("cells", []):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "")
+            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
+                m = pat.search(line)
+                if m and without_reason(m.group(1).strip()) not in found:
+                    found.append(without_reason(m.group(1).strip()))
+    return found
+
+
+def without_reason(text: str) -> str:
+    """``text`` without its final parenthesised group (the long reason; the manifest keeps it)."""
+    if not text.endswith(")"):
+        return text
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[:i].rstrip()
+    return text
 
 
 class RunFailed(RuntimeError):
@@ -341,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     preflight(profile, runs)
 
     t_start = time.time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     entries: list[dict[str, Any]] = []
     status = 0
     print(f"run_all: profile {profile['name']!r}, {len(runs)} runs -> {paths.reports_dir(profile['name'])}")
@@ -356,16 +416,39 @@ def main(argv: list[str] | None = None) -> int:
             break
         entries.append(e)
         print(f"[{i}/{len(runs)}] {r['name']} ok in {e['seconds']:.0f}s", flush=True)
+        for line in fallback_lines(paths.root() / e["output"]):
+            print(f"    FallbackWarning: {line}", flush=True)
         # keep the manifest current, so that the paper notebook (last) sees this invocation's runs
-        manifest.write_manifest(profile, entries, time.time() - t_start, 0, partial=bool(args.only))
-    man = manifest.write_manifest(profile, entries, time.time() - t_start, status, partial=bool(args.only))
+        manifest.write_manifest(profile, entries, time.time() - t_start, 0, partial=bool(args.only),
+                                started=started)
+    man = manifest.write_manifest(profile, entries, time.time() - t_start, status, partial=bool(args.only),
+                                  started=started)
     print(f"manifest: {man}")
     rep = paths.reports_dir(profile["name"])
     print(f"reports:  {rep} (figures/, tables/, metrics/, executed/)")
-    pdf = rep / "DFIG_v2.pdf"
-    if status == 0 and pdf.exists():
-        print(f"paper:    {pdf}" + (f" (published to {paths.paper_pdf()})" if profile.get("publish_pdf") else ""))
+    print(paper_line(profile, runs, status, partial=bool(args.only)))
     return status
+
+
+def paper_line(profile: dict[str, Any], runs: list[dict[str, Any]], status: int, partial: bool) -> str:
+    """The console's last line: where the paper is, and whether it reflects this invocation's results.
+
+    A partial run (``--only``) that did not include 06_paper rebuilds the PDF from the current results
+    (as ``--paper-only`` does), so the paper never lags behind a new figure or table; a failed run
+    leaves it as it was and says it is stale. Returns: the line to print.
+    """
+    pdf = paths.reports_dir(profile["name"]) / "DFIG_v2.pdf"
+    published = f" (published to {paths.paper_pdf()})" if profile.get("publish_pdf") else ""
+    paper_ran = any(r["notebook"] == "06_paper" for r in runs)
+    if status != 0:
+        return (f"paper:    {pdf} is STALE: this run failed before the paper was rebuilt" if pdf.exists()
+                else "paper:    not built (the run failed)")
+    if partial and not paper_ran and pdf.exists():
+        from dfig import report
+
+        pdf = report.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
+        return f"paper:    {pdf} rebuilt from the current results{published}"
+    return f"paper:    {pdf}{published}" if pdf.exists() else "paper:    not built (06_paper did not run)"
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -212,8 +212,48 @@ def robustness_table(ctx: Any, run: str, max_images: int = 200) -> pd.DataFrame 
     from dfig.robustness import evaluate_robustness
 
     limit = max(1, max_images // 2) if max_images else None  # per class
-    return evaluate_robustness(ckpt, ctx.data_root(), split="test", limit=limit, device=ctx.device,
-                               seed=int(ctx.params.get("seed", 0)), progress=True)
+    rob = evaluate_robustness(ckpt, ctx.data_root(), split="test", limit=limit, device=ctx.device,
+                              seed=int(ctx.params.get("seed", 0)), progress=True)
+    pred = paths.predictions_dir(ctx.profile) / f"{run}_test.csv"
+    if pred.exists():
+        print(compare_with_feature_files(rob, pd.read_csv(pred)))
+    return rob
+
+
+def compare_with_feature_files(rob: pd.DataFrame, test_pred: pd.DataFrame, tol: float = 1e-3) -> str:
+    """Check the robustness table's ``none`` row against the training run's own test predictions.
+
+    The ``none`` row runs the raw test photos through the feature pipeline rebuilt from the checkpoint;
+    the models table reads the feature files. On the same images the scores must agree.
+
+    Arguments: ``rob`` (from :func:`dfig.robustness.evaluate_robustness`, with
+    ``attrs["reference_scores"]``), ``test_pred`` (``predictions/<run>_test.csv``), ``tol`` (largest
+    allowed score difference; GPU kernels and batch sizes move scores by ~1e-6). Returns: a one-line
+    summary (images compared, out of how many, largest difference); when a score differs by more than
+    ``tol`` the line says so and a ``RuntimeWarning`` is issued (the table is kept, for inspection).
+    """
+    ref = rob.attrs.get("reference_scores")
+    if ref is None or not len(ref):
+        return "robustness: no unperturbed row to compare with the models table"
+
+    def key(p: str) -> tuple[str, str]:  # class folder and file stem: raw photo <-> its feature file
+        return Path(p).parent.name, Path(p).stem
+
+    files = dict(zip(map(key, test_pred["path"]), test_pred["p_fake"]))
+    diffs = {p: abs(files[key(p)] - s) for p, s in zip(ref["path"], ref["p_fake"]) if key(p) in files}
+    worst = max(diffs.values(), default=float("nan"))
+    if diffs and worst > tol:
+        import warnings
+
+        bad = max(diffs, key=diffs.get)
+        msg = (f"robustness 'none' row: the raw-photo score of {bad} differs from its feature file's by "
+               f"{worst:.3g}: the rebuilt feature pipeline does not reproduce the training features")
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        return msg
+    subset = ("the same images as the models table" if len(diffs) == len(test_pred) else
+              f"{len(diffs)} of the models table's {len(test_pred)} test images (robustness_max_images)")
+    return (f"robustness 'none' row: {subset}; raw-photo scores equal the feature files' "
+            f"(largest difference {worst:.1e})")
 
 
 def cross_generator_table(ctx: Any, run: str, test_dirs: list[str]) -> pd.DataFrame | None:

@@ -147,11 +147,36 @@ def weights_status() -> list[dict[str, Any]]:
         return [{"error": f"weights status unavailable: {e}"}]
 
 
+def merge_partial(old: dict[str, Any], man: dict[str, Any], seconds: float, started: str) -> dict[str, Any]:
+    """Merge a partial run (``run_all.py --only``) into the manifest ``old`` of earlier runs.
+
+    Arguments: ``old`` (the manifest on disk), ``man`` (this invocation's, with only its runs),
+    ``seconds`` (this invocation's wall time), ``started`` (its start time, identifies it).
+    Returns ``man`` with: ``runs`` = the earlier entries, each redone run replaced in place (new runs
+    appended); ``total_seconds`` = the sum of the merged runs' times (the cost of the whole profile as
+    it stands); ``partial_runs`` = earlier partial invocations plus this one (start, wall time, runs);
+    ``status`` failed if any merged run failed.
+    """
+    this = [e["run"] for e in man["runs"]]
+    new = {e["run"]: e for e in man["runs"]}
+    runs = [new.pop(e["run"], e) for e in old.get("runs", [])] + list(new.values())
+    man["runs"] = runs
+    man["total_seconds"] = round(sum(float(e.get("seconds") or 0) for e in runs), 1)
+    man["total_seconds_is"] = "sum of the per-run times (runs redone by partial runs replace earlier ones)"
+    if any(e.get("status") != "ok" for e in runs):
+        man["status"] = "failed"
+    earlier = [p for p in old.get("partial_runs", []) if p.get("started") != started]
+    man["partial_runs"] = [*earlier, {"started": started, "finished": man["finished"],
+                                      "seconds": round(seconds, 1), "runs": this}]
+    return man
+
+
 def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], seconds: float, status: int,
-                   partial: bool = False) -> Path:
+                   partial: bool = False, started: str | None = None) -> Path:
     """Write reports/<profile>/manifest.json (atomically) and return its path.
 
-    ``partial`` (``run_all.py --only``): runs recorded earlier and not redone now are kept.
+    ``partial`` (``run_all.py --only``): merged into the manifest on disk by :func:`merge_partial`
+    (runs not redone are kept, the total time covers all runs); ``started`` identifies the invocation.
     """
     name = profile["name"]
     records = stage_records(name)
@@ -176,21 +201,43 @@ def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], secon
     dest = paths.reports_dir(name) / "manifest.json"
     old = io.load_json(dest) if dest.exists() else None
     if old and partial:
-        # a partial run (--only): keep the entries of runs not redone
-        done = {e["run"] for e in entries}
-        man["runs"] = [e for e in old["runs"] if e["run"] not in done] + entries
+        man = merge_partial(old, man, seconds, started or man["finished"])
     io.save_json(man, dest)
     return dest
 
 
-def export_html(ipynb: Path) -> Path:
-    """Write an HTML copy of an executed notebook next to it (for reading without Jupyter)."""
+#: a template that drops the lab template's CDN scripts (require.js, MathJax, Mermaid, widget manager):
+#: the executed notebooks hold text and embedded PNGs only, so the HTML renders fully offline
+OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
+
+
+def notebook_html(ipynb: Path) -> str:
+    """An executed notebook as self-contained HTML: lab styles inline, no script loaded from the network.
+
+    Arguments: ``ipynb``, the notebook file. Returns: the HTML text.
+    """
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(ipynb), as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    return io.atomic_write_text(ipynb.with_suffix(".html"), body)
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"dfig_offline.html.j2": OFFLINE_TEMPLATE})],
+                            template_file="dfig_offline.html.j2")
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+def export_html(ipynb: Path) -> Path:
+    """Write an HTML copy of an executed notebook next to it (readable offline, without Jupyter).
+
+    Arguments: ``ipynb``, the executed notebook. Returns: the path of the ``.html`` file.
+    """
+    return io.atomic_write_text(ipynb.with_suffix(".html"), notebook_html(ipynb))
 
 
 def read_manifest(profile: str) -> dict[str, Any]:

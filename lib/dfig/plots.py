@@ -155,20 +155,28 @@ def mean_spectra(means: dict[str, Any], title: str = "") -> plt.Figure:
 
 
 def training_curves(log: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Train/val loss and val accuracy / AUC per epoch (from the run's log.csv)."""
+    """Train/val loss and val accuracy / AUC per epoch (from the run's log.csv).
+
+    A run that logged a single epoch has no curve: each value is drawn as a point, its value in the
+    legend, on an axis showing that one epoch, and the panel says so.
+    """
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
-    a.plot(log["epoch"], log["train_loss"], "o-", label="train loss")
-    if "val_loss" in log:
-        a.plot(log["epoch"], log["val_loss"], "s-", label="val loss")
-    a.set_xlabel("epoch")
-    a.legend()
-    for k, lab in (("val_acc", "val accuracy"), ("val_auc", "val ROC-AUC"), ("val_ap", "val AP")):
+    series = [(a, "train_loss", "train loss", "o-"), (a, "val_loss", "val loss", "s-"),
+              (b, "val_acc", "val accuracy", "o-"), (b, "val_auc", "val ROC-AUC", "^-"), (b, "val_ap", "val AP", "v-")]
+    single = len(log) == 1
+    for ax, k, lab, style in series:
         if k in log:
-            b.plot(log["epoch"], log[k], "o-", label=lab)
+            ax.plot(log["epoch"], log[k], style, label=f"{lab} {float(log[k].iloc[0]):.3f}" if single else lab)
     b.axhline(0.5, color="grey", lw=0.8, ls=":")
     b.set_ylim(0.3, 1.02)
-    b.set_xlabel("epoch")
-    b.legend()
+    for ax in (a, b):
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+        if single:
+            e = float(log["epoch"].iloc[0])
+            ax.set_xlim(e - 1, e + 1)
+            ax.set_xticks([e])
+            ax.set_title("one epoch logged: values, not a curve", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -181,25 +189,51 @@ def metrics_frame(result: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: line styles of the ROC/PR figure: colour, dash and marker all change from one run to the next
+_COLOURS = plt.get_cmap("tab10").colors
+_DASHES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+
+
+def curve_style(i: int) -> dict[str, Any]:
+    """The ``i``-th run's line style: no two of the first 40 share colour, dash and marker together.
+
+    Arguments: ``i``, the run's index. Returns: keyword arguments for ``Axes.plot``.
+    """
+    return {"color": _COLOURS[i % len(_COLOURS)], "ls": _DASHES[i % len(_DASHES)],
+            "marker": _MARKERS[i % len(_MARKERS)],            "markevery": (0.02 + 0.04 * (i % 8), 0.3), "ms": 4, "lw": 1.2}
+
+
 def roc_pr_curves(runs: dict[str, Any], title: str = "") -> plt.Figure:
-    """Test ROC and precision-recall curves of every run (fake = positive class)."""
+    """Test ROC and precision-recall curves of every run (fake = positive class).
+
+    Runs are split into two rows when both kinds exist: the paper's models (``*_mode<k>``) and the
+    ablations; each run has its own colour, dash and marker (markers at staggered positions, so that
+    two identical curves stay visible).
+    """
     from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4))
-    for name, r in runs.items():
-        y, p = r.test["label"].to_numpy(), r.test["p_fake"].to_numpy()
-        fpr, tpr, _ = roc_curve(y, p)
-        prec, rec, _ = precision_recall_curve(y, p)
-        a.plot(fpr, tpr, lw=1.2, label=f"{name} ({auc(fpr, tpr):.3f})")
-        b.plot(rec, prec, lw=1.2, label=name)
-    a.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
-    a.set_xlabel("false positive rate (real called fake)")
-    a.set_ylabel("true positive rate (fake caught)")
-    a.set_title("ROC (AUC)")
-    a.legend(fontsize=6, loc="lower right")
-    b.set_xlabel("recall")
-    b.set_ylabel("precision")
-    b.set_title("precision-recall")
+    main = [n for n in runs if n.rsplit("_", 1)[-1].startswith("mode")]
+    groups = [g for g in (main, [n for n in runs if n not in main]) if g]
+    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 4.2 * len(groups)), squeeze=False)
+    for names, (a, b) in zip(groups, axes):
+        for i, name in enumerate(names):
+            y, p = runs[name].test["label"].to_numpy(), runs[name].test["p_fake"].to_numpy()
+            fpr, tpr, _ = roc_curve(y, p)
+            prec, rec, _ = precision_recall_curve(y, p)
+            st = curve_style(i)
+            a.plot(fpr, tpr, label=f"{name} ({auc(fpr, tpr):.3f})", **st)
+            b.plot(rec, prec, label=name, **st)
+        a.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
+        a.set_xlabel("false positive rate (real called fake)")
+        a.set_ylabel("true positive rate (fake caught)")
+        kind = ("models" if names is main else "ablations") if len(groups) > 1 else "all runs"
+        a.set_title(f"ROC (AUC), {kind}")
+        a.legend(fontsize=7, loc="lower right")
+        b.set_xlabel("recall")
+        b.set_ylabel("precision")
+        b.set_title(f"precision-recall, {kind}")
+        b.legend(fontsize=7, loc="lower left")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

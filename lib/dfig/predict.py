@@ -48,6 +48,8 @@ INPUT_EXTS: tuple[str, ...] = (*IMAGE_EXTS, ".npy")
 FEATURE_STAGES: tuple[str, ...] = ("segmentation", "lnp")
 #: largest image (width x height) scored by default; raise with ``max_pixels`` / ``--max_pixels``
 MAX_PIXELS: int = 4096 * 4096
+#: records of raw data, not of a feature stage: the synthetic generator's (``dfig.data.synthetic``)
+RAW_DATA_STAGES: tuple[str, ...] = ("synthetic",)
 
 
 class PipelineMismatchError(RuntimeError):
@@ -65,12 +67,15 @@ class InputMismatchWarning(UserWarning):
 def stage_chain(features: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The recorded stages from the raw data outwards, e.g. ``[segmentation meta, lnp meta]``.
 
-    A tree that no dfig stage made (raw photos, ``{}``, or the synthetic generator's record) ends the
-    chain. Raises :class:`PipelineMismatchError` for an unknown stage.
+    A tree that no dfig stage made (raw photos, ``{}``, or the synthetic generator's record,
+    :data:`RAW_DATA_STAGES`) ends the chain. Feature stages made from synthetic data carry a
+    ``"synthetic": true`` label too; they are stages all the same (skipping them dropped the
+    segmentation of every smoke-profile raw photo). Raises :class:`PipelineMismatchError` for an
+    unknown stage.
     """
     chain = []
     meta = dict(features or {})
-    while meta.get("stage") and not meta.get("synthetic"):  # the generator's record is raw data
+    while meta.get("stage") and meta["stage"] not in RAW_DATA_STAGES:
         if meta["stage"] not in FEATURE_STAGES:
             raise PipelineMismatchError(f"unknown feature stage {meta['stage']!r} in the checkpoint's features "
                                         f"record; known: {FEATURE_STAGES}")

@@ -51,7 +51,9 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
     Columns: ``perturbation, kind, level, n, acc, real_acc, fake_acc, ap, roc_auc, eer`` (at 0.5),
     ``acc_val_thr`` (at the checkpoint's validation threshold), ``roc_auc_lo/hi`` and ``ap_lo/hi``
     (95 % stratified bootstrap, ``n_boot`` resamples; ``n_boot=0`` skips them).
-    ``limit``: use the first ``limit`` images of each class (quick looks).
+    ``limit``: use the first ``limit`` images of each class (quick looks). ``df.attrs`` holds
+    ``reference_scores`` (path, label, p_fake of the unperturbed row, for comparison with the feature
+    files' predictions) and ``n_available`` (images in the split before ``limit``).
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -72,7 +74,7 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
     report = RunReport("robustness")
     good = set(check_files([s.path for s in samples], policy=policy, report=report))
     samples = [s for s in samples if s.path in good]
-    rows = []
+    rows, reference = [], None
     for name, kind, level in tqdm(list(perturbations), desc="perturbations", disable=not progress):
         ds = _dataset(samples, opts, region_reader(_perturbed_reader(pipeline, kind, level), opts.center_region),
                       policy)
@@ -88,7 +90,12 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
                 row[f"{metric}_lo"], row[f"{metric}_hi"] = lo, hi
         row["mean_p_fake"] = float(p.mean())
         rows.append(row)
+        if kind is None:
+            reference = pd.DataFrame({"path": [str(samples[i].path) for i in idx], "label": y, "p_fake": p})
     df = pd.DataFrame(rows)
     df.attrs.update(model_path=str(Path(model_path)), raw_root=str(raw_root), split=split,
-                    pipeline=pipeline.describe(), skipped=list(report.failed), threshold=thr)
+                    pipeline=pipeline.describe(), skipped=list(report.failed), threshold=thr,
+                    n_available=len(discover(raw_root, splits=(split,))[split]))
+    if reference is not None:
+        df.attrs["reference_scores"] = reference  # per-image scores of the unperturbed row
     return df

@@ -1,0 +1,193 @@
+"""A newcomer's first hour (issue 12): quiet console with fallback lines, partial runs merged into the
+manifest and the paper, offline HTML, README commands that run as written, tests that do not clobber
+results, CI and pyproject agreeing on Python."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from dfig import paths
+
+ROOT = paths.root()
+
+
+@pytest.fixture(scope="module")
+def run_all():
+    spec = importlib.util.spec_from_file_location("run_all_newcomer", ROOT / "run_all.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tiny_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_all) -> Path:
+    """A notebook that announces a fallback, and a two-run profile over it."""
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'tiny'\nx = 0")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# tiny\nWrites nothing"), p,
+                nbformat.v4.new_code_cell("from dfig.fallback import use_fallback\n"
+                                          "rec = use_fallback('demo', 'a stand-in', 'the real thing', 'absent here')\n"
+                                          "print('x =', x)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    nbformat.write(nb, nbdir / "01_tiny.ipynb")
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text("name: tiny\ncommon: {profile: tiny}\nruns:\n  - notebook: 01_tiny\n"
+                    "    grid:\n      - {x: 1}\n      - {x: 2}\n")
+    monkeypatch.setattr(run_all, "NOTEBOOKS", nbdir)
+    monkeypatch.setenv("DFIG_PROFILE", "tiny")
+    return prof
+
+
+def test_console_is_quiet_and_names_each_fallback(run_all, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    prof = tiny_profile(tmp_path, monkeypatch, run_all)
+    assert run_all.main(["--profile", str(prof)]) == 0
+    out, err = capfd.readouterr()  # file-descriptor level: the kernels' own stderr is captured too
+    console = out + err
+    for noise in ("IPKernelApp", "without encryption", "KeyboardInterrupt"):
+        assert noise not in console, console
+    line = "FallbackWarning: FALLBACK [demo]: using a stand-in instead of the real thing"
+    assert console.count(line) == 2, console  # one line per run that used it, reason left to the records
+    assert "absent here" not in console
+    html = (paths.executed_dir("tiny") / "01_tiny__1.html").read_text(encoding="utf-8")
+    assert not re.findall(r"<script[^>]*\bsrc=[\"']?https?:", html), "HTML loads a script from the network"
+    assert "x = 1" in html
+
+
+def test_partial_runs_merge_into_the_manifest(run_all, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prof = tiny_profile(tmp_path, monkeypatch, run_all)
+    assert run_all.main(["--profile", str(prof)]) == 0
+    man_path = paths.reports_dir("tiny") / "manifest.json"
+    full = json.loads(man_path.read_text())
+    assert [e["run"] for e in full["runs"]] == ["01_tiny__1", "01_tiny__2"] and "partial_runs" not in full
+    for _ in range(2):
+        assert run_all.main(["--profile", str(prof), "--only", "01_tiny__2"]) == 0
+    man = json.loads(man_path.read_text())
+    assert [e["run"] for e in man["runs"]] == ["01_tiny__1", "01_tiny__2"]  # kept in place, not duplicated
+    assert man["runs"][0] == full["runs"][0]
+    assert man["total_seconds"] == pytest.approx(sum(e["seconds"] for e in man["runs"]), abs=0.11)
+    assert man["total_seconds"] > man["runs"][1]["seconds"]  # not the partial run's own time
+    assert [p["runs"] for p in man["partial_runs"]] == [["01_tiny__2"], ["01_tiny__2"]]
+
+
+def test_partial_run_rebuilds_the_paper_or_says_it_is_stale(run_all, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dfig import report
+
+    profile = {"name": "tiny", "publish_pdf": False}
+    pdf = paths.reports_dir("tiny") / "DFIG_v2.pdf"
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    pdf.write_bytes(b"%PDF old")
+    built = []
+    monkeypatch.setattr(report, "build_paper", lambda name, publish=False: built.append(name) or pdf)
+    runs = [{"notebook": "03_spectra"}]
+    assert "rebuilt from the current results" in run_all.paper_line(profile, runs, 0, partial=True)
+    assert built == ["tiny"]
+    assert "STALE" in run_all.paper_line(profile, runs, 1, partial=True) and built == ["tiny"]
+    line = run_all.paper_line(profile, [{"notebook": "06_paper"}], 0, partial=True)
+    assert line.endswith(str(pdf)) and built == ["tiny"]  # the paper notebook ran: nothing to add
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's bash blocks (comments stripped)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for ln in block.splitlines():
+            cmd = ln.split("  #")[0].strip()
+            if cmd and not cmd.startswith("#"):
+                lines.append(cmd)
+    return lines
+
+
+def test_readme_commands_name_the_venv_programs() -> None:
+    """No README command relies on an activated venv (``No module named 'dfig'`` after only ``make``)."""
+    bare = re.compile(r"(^|&&\s*)(python|pytest|papermill|ruff|pip|jupyter)\b")
+    offenders = [c for c in readme_commands() if bare.search(c)]
+    assert not offenders, offenders
+    assert not [c for c in readme_commands() if re.search(r"papermill \S+ (?!\"\$\{TMPDIR)", c)]
+
+
+def test_readme_cheap_commands_run_as_written() -> None:
+    """``--list``, ``--help`` and ``python -m dfig.weights`` from the README, run from the repo root."""
+    cheap = [c for c in readme_commands() if c.startswith(".venv/bin/python ")
+             and ("--list" in c or "--help" in c or c.endswith("-m dfig.weights"))]
+    assert any("--list" in c for c in cheap) and any("dfig.weights" in c for c in cheap)
+    venv_python = ROOT / ".venv" / "bin" / "python"
+    for cmd in cheap:
+        argv = shlex.split(cmd)
+        if not venv_python.exists():  # a checkout without its own .venv (a shared one): same program
+            argv[0] = sys.executable
+        r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(ROOT / "lib")})
+        assert r.returncode == 0, f"{cmd}: {r.stderr[-2000:]}"
+        assert "No module named" not in r.stderr
+
+
+def test_make_test_writes_elsewhere() -> None:
+    """make test's nbval and smoke runs get their own DFIG_REPORTS/DFIG_WORK (dry run)."""
+    r = subprocess.run(["make", "-n", "nbval", "smoke", "VENV=/nonexistent-venv"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for needle in ("--nbval-lax notebooks", "run_all.py --profile smoke"):
+        line = next(ln for ln in r.stdout.splitlines() if needle in ln)
+        assert "DFIG_REPORTS=" in line and "DFIG_WORK=" in line and "/work/test/" in line, line
+
+
+def _fake_bin(tmp_path: Path, python3_is_311: bool) -> Path:
+    b = tmp_path / "bin"
+    b.mkdir()
+    (b / "python3").write_text(f"#!/bin/sh\nexit {0 if python3_is_311 else 1}\n")
+    (b / "make").write_text('#!/bin/sh\necho "make $*"\n')
+    (b / "dirname").symlink_to("/usr/bin/dirname")
+    for f in b.iterdir():
+        if not f.is_symlink():
+            f.chmod(0o755)
+    return b
+
+
+@pytest.mark.parametrize("is_311", [False, True])
+def test_ci_uses_only_python_311_as_pyproject_requires(tmp_path: Path, is_311: bool) -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.11,<3.12"' in text
+    env = {"PATH": str(_fake_bin(tmp_path, is_311)), "HOME": str(tmp_path)}
+    r = subprocess.run(["/bin/bash", str(ROOT / ".ci" / "run")], capture_output=True, text=True, env=env, timeout=60)
+    if is_311:
+        assert r.returncode == 0 and "make test PYTHON=python3" in r.stdout, r.stderr
+    else:  # python3 is another version: refuse, naming what is needed
+        assert r.returncode == 2 and "Python 3.11" in r.stderr and "make" not in r.stdout
+
+
+def test_roc_styles_distinguish_eleven_runs() -> None:
+    from dfig.plots import curve_style
+
+    styles = [curve_style(i) for i in range(11)]
+    keys = {(s["color"], s["ls"], s["marker"]) for s in styles}
+    assert len(keys) == 11
+    assert len({s["color"] for s in styles[:10]}) == 10 and styles[0]["ls"] != styles[10]["ls"]
+
+
+def test_one_epoch_training_log_is_drawn_as_values() -> None:
+    import pandas as pd
+
+    from dfig.plots import training_curves
+
+    log = pd.DataFrame({"epoch": [1], "train_loss": [0.7], "val_loss": [0.6], "val_acc": [0.625], "val_auc": [0.7]})
+    fig = training_curves(log, "one")
+    a, b = fig.axes[:2]
+    assert list(a.get_xticks()) == [1.0] and a.get_xlim() == (0.0, 2.0)
+    assert "one epoch" in a.get_title()
+    assert any("0.625" in t.get_text() for t in b.get_legend().get_texts())
+    two = training_curves(pd.concat([log, log.assign(epoch=2)]), "two")
+    assert "one epoch" not in two.axes[0].get_title()
