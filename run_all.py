@@ -45,7 +45,7 @@ def load_profile(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
         raise SystemExit(f"profile {name!r} not found ({p}); available: {', '.join(have)}")
     with open(p, encoding="utf-8") as f:
         prof = yaml.safe_load(f)
-    if prof.get("base"):
+    if isinstance(prof, dict) and prof.get("base"):  # anything else: check_profile names the problem
         if prof["base"] in (*_chain, name):
             raise SystemExit(f"profile {p}: circular base {' -> '.join((*_chain, name, prof['base']))}")
         prof = inherit(load_profile(prof["base"], (*_chain, name)), prof)
