@@ -391,7 +391,7 @@ def _write_predictions(
 
 def _input_record(root: Path) -> dict[str, Any]:
     meta = io.read_stage_meta(root)
-    keep = ("stage", "method", "save_mode", "classical", "synthetic", "precision")
+    keep = ("stage", "method", "denoiser", "save_mode", "synthetic", "precision")
     return {k: meta[k] for k in keep if k in meta}
 
 
