@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -400,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     preflight(profile, runs)
 
     t_start = time.time()
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    started = datetime.now().astimezone().isoformat(timespec="microseconds")  # identifies this invocation
     entries: list[dict[str, Any]] = []
     status = 0
     print(f"run_all: profile {profile['name']!r}, {len(runs)} runs -> {paths.reports_dir(profile['name'])}")
