@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -24,3 +26,12 @@ def _isolated_reports(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     base = tmp_path_factory.mktemp("dfig_out")
     monkeypatch.setenv("DFIG_REPORTS", str(base / "reports"))
     monkeypatch.setenv("DFIG_WORK", str(base / "work"))
+
+
+@pytest.fixture(scope="module")
+def run_all() -> ModuleType:
+    """The ``run_all.py`` driver, imported from the repository root (a fresh module per test module)."""
+    spec = importlib.util.spec_from_file_location("run_all", paths.root() / "run_all.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -8,7 +8,6 @@ about raw photos, tiny and huge images (11), run_all checks profiles and --set v
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from dataclasses import asdict
@@ -490,13 +489,6 @@ def test_huge_images_are_refused_with_a_raisable_limit(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # 12. run_all: profiles and --set values are checked before anything runs
 
-
-@pytest.fixture(scope="module")
-def run_all():
-    spec = importlib.util.spec_from_file_location("run_all", paths.root() / "run_all.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ results, CI and pyproject agreeing on Python."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -20,13 +19,6 @@ from dfig import paths
 
 ROOT = paths.root()
 
-
-@pytest.fixture(scope="module")
-def run_all():
-    spec = importlib.util.spec_from_file_location("run_all_newcomer", ROOT / "run_all.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def tiny_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_all) -> Path:

@@ -3,7 +3,6 @@ start without its files, and a failing notebook gives a non-zero exit naming not
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,14 +10,6 @@ import nbformat
 import pytest
 
 from dfig import paths
-
-
-@pytest.fixture(scope="module")
-def run_all():
-    spec = importlib.util.spec_from_file_location("run_all", paths.root() / "run_all.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("name", ["smoke", "sample", "paper"])

@@ -41,13 +41,6 @@ def policy(monkeypatch: pytest.MonkeyPatch):
     return set_policy
 
 
-@pytest.fixture(scope="module")
-def run_all():
-    spec = importlib.util.spec_from_file_location("run_all", paths.root() / "run_all.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def test_every_kind_loads_through_the_strict_loaders(standin_dir: Path, policy) -> None:
     from dfig.denoise import load_cycleisp
