@@ -418,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         entries.append(e)
         print(f"[{i}/{len(runs)}] {r['name']} ok in {e['seconds']:.0f}s", flush=True)
         for line in fallback_lines(paths.root() / e["output"]):
-            print(f"    FallbackWarning: {line}", flush=True)
+            kind = "StandinWarning" if line.startswith("STAND-IN") else "FallbackWarning"
+            print(f"    {kind}: {line}", flush=True)
         # keep the manifest current, so that the paper notebook (last) sees this invocation's runs
         manifest.write_manifest(profile, entries, time.time() - t_start, 0, partial=bool(args.only),
                                 started=started)
