@@ -389,6 +389,46 @@ def _check_folder(out: Path, meta: dict[str, Any], overwrite: bool, shards: int)
     return False
 
 
+def _check_choices(save_mode: str, policy: str, precision: str, batch_size: int) -> None:
+    """``ValueError`` naming the bad option of :func:`extract_tree`."""
+    if save_mode not in SAVE_MODES:
+        raise ValueError(f"save_mode must be one of {SAVE_MODES}, got {save_mode!r}")
+    if policy not in BAD_FILE_POLICIES:
+        raise ValueError(f"policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def _denoise_and_write(batches: Any, denoiser: Any, dev: torch.device, requested: str, chosen: str | None,
+                       meta: dict[str, Any], out: Path, report: RunReport, advance: Any, batch_size: int) -> None:
+    """Run the denoiser on each batch and hand the files to 2 writer threads (encoding off the model's path).
+
+    ``chosen`` None: the first batch runs :func:`check_lnp_precision`, and its outcome is put into
+    ``meta`` and the stage record. Counts ``report.done``; ``advance(n)`` moves the progress bar.
+    """
+    save_mode = meta["save_mode"]
+    with ThreadPoolExecutor(max_workers=2) as writer:
+        pending: list[Future[Any]] = []
+        for batch in batches:
+            imgs = [b[2] for b in batch]
+            if chosen is None:  # startup fidelity check on the first batch (CUDA, auto)
+                meta["precision_check"], res = check_lnp_precision(denoiser, imgs, dev, requested)
+                chosen = meta["precision"] = meta["precision_check"]["precision"]
+                checked = {"precision": chosen, "precision_check": meta["precision_check"]}
+                update_stage_meta(out, lambda old, c=checked: {**old, **c})
+            else:
+                res = lnp_batch(denoiser, imgs, dev, chosen)
+            pending += [writer.submit(lnp_to_file, r, dest, save_mode) for (_s, dest, _i), r in zip(batch, res)]
+            report.done += len(batch)
+            advance(len(batch))
+            if len(pending) >= 4 * batch_size:
+                pending = drain_done(pending)
+        for f in pending:
+            f.result()
+
+
 def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], denoiser: Any,
                  save_mode: str = "compat", batch_size: int = 16, shard: tuple[int, int] | str = (0, 1),
                  policy: str = "skip", device: str | torch.device = "cpu", progress: bool = True,
@@ -417,14 +457,7 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     background threads, off the model's critical path.
     Returns the :class:`RunReport` of this run.
     """
-    if save_mode not in SAVE_MODES:
-        raise ValueError(f"save_mode must be one of {SAVE_MODES}, got {save_mode!r}")
-    if policy not in BAD_FILE_POLICIES:
-        raise ValueError(f"policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")
-    if precision not in PRECISION_CHOICES:
-        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_choices(save_mode, policy, precision, batch_size)
     if isinstance(denoiser, str):
         from dfig.denoise import build_denoiser
 
@@ -455,25 +488,8 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     bar = tqdm(total=len(todo), desc=f"LNP {save_mode}", unit="img", disable=not progress)
     nw = loader_workers(dev) if workers is None else int(workers)
     try:
-        with ThreadPoolExecutor(max_workers=2) as writer:  # encoding + writes beside the model
-            pending: list[Future[Any]] = []
-            for batch in _batches(todo, save_mode, batch_size, report, policy, bar.update,
-                                  max_batch_pixels, nw):
-                imgs = [b[2] for b in batch]
-                if chosen is None:  # startup fidelity check on the first batch (CUDA, auto)
-                    meta["precision_check"], res = check_lnp_precision(denoiser, imgs, dev, precision)
-                    chosen = meta["precision"] = meta["precision_check"]["precision"]
-                    checked = {"precision": chosen, "precision_check": meta["precision_check"]}
-                    update_stage_meta(out, lambda old, c=checked: {**old, **c})
-                else:
-                    res = lnp_batch(denoiser, imgs, dev, chosen)
-                pending += [writer.submit(lnp_to_file, r, dest, save_mode) for (_s, dest, _i), r in zip(batch, res)]
-                report.done += len(batch)
-                bar.update(len(batch))
-                if len(pending) >= 4 * batch_size:
-                    pending = drain_done(pending)
-            for f in pending:
-                f.result()
+        batches = _batches(todo, save_mode, batch_size, report, policy, bar.update, max_batch_pixels, nw)
+        _denoise_and_write(batches, denoiser, dev, precision, chosen, meta, out, report, bar.update, batch_size)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
