@@ -786,6 +786,61 @@ def _faces_signature(rec: Mapping[str, Any], face_format: str | None) -> dict[st
             "face format": face_format, "auto options": rec.get("auto_options")}
 
 
+def _resume_scan(pairs: list[tuple[Path, Path]], out: Path, masks: Path, old_rows: Mapping[str, Any],
+                 seg_name: str, report: RunReport) -> tuple[list[tuple[Path, Path]], dict[str, dict[str, Any]]]:
+    """Split ``pairs`` into what is left to do and what is done (face AND mask exist: the face is written last).
+
+    Returns ``(todo, rows)``: rows recovered for done images whose CSV row was lost in a crash (area from
+    the mask, score unknown); counts ``report.skipped_existing``.
+    """
+    todo, rows = [], {}
+    for src, dest in pairs:
+        rel = dest.relative_to(out).as_posix()
+        mpath = masks / Path(rel).with_suffix(".png")
+        if not (dest.exists() and mpath.exists()):
+            todo.append((src, dest))
+            continue
+        report.skipped_existing += 1
+        if rel not in old_rows:
+            m = cv2.imread(str(mpath), cv2.IMREAD_GRAYSCALE)
+            area = float((m > 127).mean()) if m is not None else math.nan
+            rows[rel] = {"path": rel, "mask_area": area, "score": math.nan, "segmenter": seg_name}
+    return todo, rows
+
+
+def _segment_and_write(todo: list[tuple[Path, Path]], segmenter: Segmenter, out: Path, masks: Path,
+                       face_format: str, policy: str, report: RunReport, rows: dict[str, dict[str, Any]],
+                       advance: Any) -> None:
+    """Segment ``todo`` in order; 2 writer threads encode and write faces and masks beside the model.
+
+    Adds a CSV row per image to ``rows`` (flushed to ``segmentation.csv`` every ``_CSV_FLUSH_EVERY``),
+    bad files to ``report`` (or raises under ``strict``); ``advance(n)`` moves the progress bar.
+    """
+    seg_name = report.extra.get("segmenter", segmenter.name)
+    with ThreadPoolExecutor(max_workers=2) as writer:
+        pending: list[Future[None]] = []
+        for (src, dest), rgb, res in segment_stream(todo, segmenter):
+            advance(1)
+            if isinstance(res, str):
+                if policy == "strict":
+                    raise BadImageError(src, res)
+                report.fail(src, res)
+                continue
+            mask = np.asarray(res.mask, dtype=bool)
+            rel = dest.relative_to(out).as_posix()
+            pending.append(writer.submit(write_face_and_mask, rgb, mask, dest,
+                                         masks / Path(rel).with_suffix(".png"), face_format))
+            rows[rel] = {"path": rel, "mask_area": float(mask.mean()), "score": float(res.score),
+                         "segmenter": seg_name}
+            report.done += 1
+            if len(pending) >= 64:
+                pending = drain_done(pending)
+            if report.done % _CSV_FLUSH_EVERY == 0:
+                _write_csv(out / CSV_NAME, rows)
+        for f in pending:
+            f.result()
+
+
 def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], segmenter: Segmenter,
                  record: Mapping[str, Any] | None = None, face_format: str = "png",
                  mask_dir: str | os.PathLike[str] | None = None, policy: str = "skip",
@@ -828,19 +883,7 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     plan.report_refused(report)
     csv_path = out / CSV_NAME
     old_rows = _read_csv(csv_path)
-    new_rows: dict[str, dict[str, Any]] = {}
-    todo = []
-    for src, dest in plan.todo:  # resume: done = face AND mask exist (the face is written last)
-        rel = dest.relative_to(out).as_posix()
-        mpath = masks / Path(rel).with_suffix(".png")
-        if not (dest.exists() and mpath.exists()):
-            todo.append((src, dest))
-            continue
-        report.skipped_existing += 1
-        if rel not in old_rows:  # a row lost in a crash: recover the area from the mask (score unknown)
-            m = cv2.imread(str(mpath), cv2.IMREAD_GRAYSCALE)
-            area = float((m > 127).mean()) if m is not None else math.nan
-            new_rows[rel] = {"path": rel, "mask_area": area, "score": math.nan, "segmenter": seg_name}
+    todo, new_rows = _resume_scan(plan.todo, out, masks, old_rows, seg_name, report)
 
     meta = {"stage": STAGE, "segmenter": rec, "face_format": face_format,
             "jpeg_quality": JPEG_QUALITY if face_format == "jpg" else None, "background": 0,
@@ -851,29 +894,10 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     update_stage_meta(out, lambda old: {**meta, "counts": old.get("counts")})
 
     bar = tqdm(total=len(todo), desc=f"segment [{seg_name}]", disable=not progress, unit="img")
-    with ThreadPoolExecutor(max_workers=2) as writer:  # PNG/JPEG encoding + writes overlap the model
-        pending: list[Future[None]] = []
-        for (src, dest), rgb, res in segment_stream(todo, segmenter):
-            bar.update(1)
-            if isinstance(res, str):
-                if policy == "strict":
-                    raise BadImageError(src, res)
-                report.fail(src, res)
-                continue
-            mask = np.asarray(res.mask, dtype=bool)
-            rel = dest.relative_to(out).as_posix()
-            pending.append(writer.submit(write_face_and_mask, rgb, mask, dest, masks / Path(rel).with_suffix(".png"),
-                                         face_format))
-            new_rows[rel] = {"path": rel, "mask_area": float(mask.mean()), "score": float(res.score),
-                             "segmenter": seg_name}
-            report.done += 1
-            if len(pending) >= 64:
-                pending = drain_done(pending)
-            if report.done % _CSV_FLUSH_EVERY == 0:
-                _write_csv(csv_path, new_rows)
-        for f in pending:
-            f.result()
-    bar.close()
+    try:
+        _segment_and_write(todo, segmenter, out, masks, face_format, policy, report, new_rows, bar.update)
+    finally:
+        bar.close()
 
     if new_rows or not csv_path.exists():
         _write_csv(csv_path, new_rows)
