@@ -193,14 +193,21 @@ class RunContext:
         return f"[{self.profile} profile, SYNTHETIC data]" if self.synthetic else f"[{self.profile} profile]"
 
 
+def run_label(notebook: str, current: str) -> str:
+    """The name provenance records for this run: ``run_all.py``'s run name (``04_train__res50_mode0``)
+    when it names this notebook, else the notebook (an interactive session, or one that ran another).
+
+    Arguments: ``notebook`` this notebook's name; ``current`` the ``DFIG_NOTEBOOK`` value. Returns: the label.
+    """
+    return current if current == notebook or current.startswith(notebook + "__") else notebook
+
+
 def start(notebook: str, namespace: dict[str, Any]) -> RunContext:
     """Set up a notebook run from its parameters (see module doc); prints a one-line header."""
     params = collect_params(namespace)
     profile = str(params.get("profile", "smoke"))
     os.environ["DFIG_PROFILE"] = profile
-    os.environ.setdefault("DFIG_NOTEBOOK", notebook)
-    if os.environ.get("DFIG_NOTEBOOK") != notebook:  # interactive session that ran another notebook
-        os.environ["DFIG_NOTEBOOK"] = notebook
+    os.environ["DFIG_NOTEBOOK"] = run_label(notebook, os.environ.get("DFIG_NOTEBOOK", ""))
     os.environ["DFIG_PARAMS"] = json.dumps(params, default=str)
     if "allow_fallbacks" in params:
         os.environ["DFIG_ALLOW_FALLBACKS"] = "1" if params["allow_fallbacks"] else "0"
