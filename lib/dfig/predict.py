@@ -143,9 +143,9 @@ def _face_roundtrip(face_rgb: np.ndarray, face_format: str) -> np.ndarray:
         return face_rgb
     import cv2
 
-    from dfig.segment import _encode_face
+    from dfig.segment import encode_face
 
-    bgr = cv2.imdecode(np.frombuffer(_encode_face(face_rgb, "jpg"), np.uint8), cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(np.frombuffer(encode_face(face_rgb, "jpg"), np.uint8), cv2.IMREAD_COLOR)
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
@@ -278,7 +278,12 @@ def _load_detector_checked(model_path: Any, dev: Any, backbone: Any, mode: Any) 
                                   "model_epoch_best.pth a dfig.train run wrote") from e
 
 
-def _dataset(samples: list[Sample], opts: Any, reader: Any, policy: str) -> Any:
+def inference_dataset(samples: list[Sample], opts: Any, reader: Any, policy: str) -> Any:
+    """The evaluation dataset of a checkpoint's options (eval transform, its normalisation) over ``samples``.
+
+    Arguments: ``opts`` the checkpoint's TrainOptions; ``reader`` path -> image/array (e.g. a raw-photo
+    pipeline); ``policy`` bad-file policy. Returns: an :class:`~dfig.data.dataset.ImageDataset`.
+    """
     from dfig.data.dataset import ImageDataset
     from dfig.data.transforms import build_transform
     from dfig.train import augment_options
@@ -287,14 +292,18 @@ def _dataset(samples: list[Sample], opts: Any, reader: Any, policy: str) -> Any:
     return ImageDataset(samples, tf, reader=reader, policy=policy, precheck=False)
 
 
-def _scores(model: torch.nn.Module, ds: Any, opts: Any, batch_size: int, device: str,
-            progress: bool) -> tuple[np.ndarray, np.ndarray]:
+def score_dataset(model: torch.nn.Module, ds: Any, opts: Any, batch_size: int, device: str,
+                  progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """P(fake) of every image of ``ds`` with the checkpoint's evaluation crop.
+
+    Returns: ``(p_fake, index)``, index into ``ds.samples`` (bad files left out under ``skip``).
+    """
     from dfig.data.dataset import make_loader
-    from dfig.train import _eval_kwargs, evaluate, resolve_device
+    from dfig.train import eval_kwargs, evaluate, resolve_device
 
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, workers=0)
     _, p, idx = evaluate(model, loader, resolve_device(device), progress=progress, return_index=True,
-                         **_eval_kwargs(opts))
+                         **eval_kwargs(opts))
     return p, idx
 
 
@@ -354,8 +363,8 @@ def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathL
     samples = _samples(files, root)
     from dfig.train import region_reader
 
-    ds = _dataset(samples, opts, region_reader(reader, opts.center_region), policy)
-    p, idx = _scores(model, ds, opts, batch_size, str(device), progress)
+    ds = inference_dataset(samples, opts, region_reader(reader, opts.center_region), policy)
+    p, idx = score_dataset(model, ds, opts, batch_size, str(device), progress)
     kept = [samples[i] for i in idx]
     df = pd.DataFrame({"path": [str(s.path) for s in kept], "p_fake": p.astype(float),
                        "pred_label": (p > thr).astype(int)})

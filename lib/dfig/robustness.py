@@ -61,7 +61,7 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
     from dfig.data.images import check_files
     from dfig.data.layout import discover
     from dfig.metrics import bootstrap_ci, compute_metrics
-    from dfig.predict import _dataset, _scores, build_feature_pipeline, load_for_inference
+    from dfig.predict import build_feature_pipeline, inference_dataset, load_for_inference, score_dataset
     from dfig.runlog import RunReport
     from dfig.train import region_reader
 
@@ -76,9 +76,9 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
     samples = [s for s in samples if s.path in good]
     rows, reference = [], None
     for name, kind, level in tqdm(list(perturbations), desc="perturbations", disable=not progress):
-        ds = _dataset(samples, opts, region_reader(_perturbed_reader(pipeline, kind, level), opts.center_region),
+        ds = inference_dataset(samples, opts, region_reader(_perturbed_reader(pipeline, kind, level), opts.center_region),
                       policy)
-        p, idx = _scores(model, ds, opts, batch_size, str(device), progress)
+        p, idx = score_dataset(model, ds, opts, batch_size, str(device), progress)
         y = np.array([samples[i].label for i in idx])
         m = compute_metrics(y, p, 0.5)
         row: dict[str, Any] = {"perturbation": name, "kind": kind or "none", "level": level, "n": int(len(y))}

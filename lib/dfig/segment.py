@@ -635,7 +635,12 @@ def _encode_png(arr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _encode_face(rgb: np.ndarray, face_format: str) -> bytes:
+def encode_face(rgb: np.ndarray, face_format: str) -> bytes:
+    """A masked face as the faces tree stores it (``predict --raw`` re-encodes through the same path).
+
+    Arguments: ``rgb`` HxWx3 uint8 RGB; ``face_format`` ``png`` (lossless) or ``jpg`` (cv2, quality
+    ``JPEG_QUALITY``, as the original). Returns: the encoded file's bytes.
+    """
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     if face_format == "jpg":
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -673,7 +678,7 @@ def write_face_and_mask(rgb: np.ndarray, mask: np.ndarray, face_dest: Path, mask
                         face_format: str = "png") -> None:
     """Write the 0/255 mask PNG, then the masked face (written last: its presence marks the image done)."""
     atomic_write_bytes(mask_dest, _encode_png(mask.astype(np.uint8) * 255))
-    atomic_write_bytes(face_dest, _encode_face(apply_mask(rgb, mask), face_format))
+    atomic_write_bytes(face_dest, encode_face(apply_mask(rgb, mask), face_format))
 
 
 class _SegInputs:
@@ -966,7 +971,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["SAM_BATCH_SIZE", "SAM_MIN_MASK_IOU", "sam_batch_size", "sam_input", "mask_iou", "check_sam_precision",
+__all__ = ["encode_face", "SAM_BATCH_SIZE", "SAM_MIN_MASK_IOU", "sam_batch_size", "sam_input", "mask_iou", "check_sam_precision",
            "sam_agreement", "decode_prompts", "segment_stream", "write_face_and_mask", "SEGMENTERS", "PROMPTS", "FACE_BOX", "SAM_POINTS_256", "SAM_MODEL_TYPES", "FACE_FORMATS", "SegResult",
            "Segmenter", "SamSegmenter", "PriorSegmenter", "WholeImageSegmenter", "build_segmenter", "load_sam",
            "prior_mask", "face_box", "apply_mask", "default_mask_dir", "segment_tree", "main"]

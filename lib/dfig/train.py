@@ -761,7 +761,11 @@ def _val_metrics(y: np.ndarray, p: np.ndarray, loss: float) -> dict[str, float]:
     return m
 
 
-def _eval_kwargs(opts: TrainOptions) -> dict[str, Any]:
+def eval_kwargs(opts: TrainOptions) -> dict[str, Any]:
+    """Keyword arguments of :func:`evaluate` for ``opts``' evaluation crop (``grid``: crop size and grid).
+
+    Arguments: ``opts`` the run's options. Returns: ``{}`` for a centre crop, else ``crop`` and ``grid``.
+    """
     if opts.eval_crop == "grid":
         return {"crop": opts.cropSize, "grid": opts.eval_grid}
     return {}
@@ -880,7 +884,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                     recalibrate_bn(model, _loader(train_ds, opts, shuffle=True, seed=opts.seed + 7),
                                    device, opts.bn_recalibrate, opts.channels_last)
                 y, p, vloss = evaluate(model, val_loader, device, channels_last=opts.channels_last,
-                                       return_loss=True, **_eval_kwargs(opts))
+                                       return_loss=True, **eval_kwargs(opts))
                 vm = _val_metrics(y, p, vloss)
                 row.update(val_loss=vloss, val_acc=vm.get("acc"), val_ap=vm.get("ap"), val_auc=vm.get("roc_auc"),
                            val_real_acc=vm.get("real_acc"), val_fake_acc=vm.get("fake_acc"))
@@ -961,7 +965,7 @@ def evaluate_best(opts: TrainOptions, run_dir: Path, samples: dict[str, list[Any
             continue
         ds = build_dataset(samples[split], opts, train=False)
         y, p = evaluate(model, _loader(ds, opts, shuffle=False, seed=opts.seed), device,
-                        channels_last=opts.channels_last, **_eval_kwargs(opts))
+                        channels_last=opts.channels_last, **eval_kwargs(opts))
         kept = [ds.samples[i] for i in range(len(ds))] if hasattr(ds, "samples") else samples[split]
         out["eval_data_report"][split] = report_skipped({split: ds}, print_it=split == "test")[split]
         df = predictions_frame(kept, y, p, 0.5)
