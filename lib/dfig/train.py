@@ -39,8 +39,8 @@ import pickle
 import random
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,6 @@ class TrainOptions:
     allow_incomplete: bool = False       # train on a tree whose stage record says complete: false (warned,
                                          # recorded in the checkpoint and summary); default: refuse
     progress: bool = True                # tqdm bars
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.train_mode = parse_mode(self.train_mode)
@@ -314,11 +313,6 @@ def broadcast_object(obj: Any, dist_info: DistInfo) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare model inside a ``DistributedDataParallel`` wrapper."""
-    return model.module if hasattr(model, "module") else model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1005,8 +999,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m dfig.train", description=__doc__.split("\n")[0])
     defaults = TrainOptions()
     for f in dataclasses.fields(TrainOptions):
-        if f.name == "extra":
-            continue
         d = getattr(defaults, f.name)
         flag = f"--{f.name}"
         if isinstance(d, bool):
@@ -1057,12 +1049,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             if m:
                 print(f"{split}: " + ", ".join(f"{k} {m[k]:.4f}" for k in ("acc", "ap", "roc_auc", "eer") if k in m))
     return 0
-
-
-def iter_epochs(log_csv: str | os.PathLike[str]) -> Iterator[dict[str, str]]:
-    """Rows of a ``log.csv`` (for notebooks)."""
-    with open(log_csv, newline="", encoding="utf-8") as f:
-        yield from csv.DictReader(f)
 
 
 if __name__ == "__main__":
