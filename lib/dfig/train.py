@@ -62,6 +62,11 @@ SAMPLE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"
 # options
 
 
+#: the precise-BN pass draws its batches from a loader seeded ``seed + BN_RECAL_SEED_OFFSET``: a fixed
+#: offset, so that it is repeatable and independent of the training epochs (seeded ``seed * 1000 + epoch``)
+BN_RECAL_SEED_OFFSET = 7
+
+
 @dataclass
 class TrainOptions:
     """All training settings. Names follow the original CNNDetection/DFIG flags where they exist."""
@@ -875,7 +880,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             validate_now = done_epochs % opts.val_every == 0 or done_epochs == opts.niter
             if validate_now:
                 if opts.bn_recalibrate:
-                    recalibrate_bn(model, _loader(train_ds, opts, shuffle=True, seed=opts.seed + 7),
+                    recalibrate_bn(model, _loader(train_ds, opts, shuffle=True, seed=opts.seed + BN_RECAL_SEED_OFFSET),
                                    device, opts.bn_recalibrate, opts.channels_last)
                 y, p, vloss = evaluate(model, val_loader, device, channels_last=opts.channels_last,
                                        return_loss=True, **eval_kwargs(opts))
