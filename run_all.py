@@ -63,8 +63,14 @@ def inherit(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted((set(params) | set(grids)) - {r["notebook"] for r in out["runs"]})
     if unknown:
         raise SystemExit(f"profile {over.get('name')!r}: params/grids for notebooks its runs lack: {unknown}")
-    out["runs"] = [{**r, "params": {**r.get("params", {}), **params.get(r["notebook"], {})},
-                    **({"grid": grids[r["notebook"]]} if r["notebook"] in grids else {})} for r in out["runs"]]
+    out["runs"] = [
+        {
+            **r,
+            "params": {**r.get("params", {}), **params.get(r["notebook"], {})},
+            **({"grid": grids[r["notebook"]]} if r["notebook"] in grids else {}),
+        }
+        for r in out["runs"]
+    ]
     out["base"] = base["name"]
     return out
 
@@ -93,11 +99,15 @@ def check_profile(data: Any, where: str) -> dict[str, Any]:
     if data is None:
         raise SystemExit(f"profile {where} is empty: it needs at least `name:` and `runs:` ({hint})")
     if not isinstance(data, dict):
-        raise SystemExit(f"profile {where} must be a YAML mapping with `name:` and `runs:`, "
-                         f"found a {type(data).__name__} ({hint})")
+        raise SystemExit(
+            f"profile {where} must be a YAML mapping with `name:` and `runs:`, "
+            f"found a {type(data).__name__} ({hint})"
+        )
     if not isinstance(data.get("name"), str) or not data["name"].strip():
-        raise SystemExit(f"profile {where} has no `name:` (it names reports/<name>/ and work/<name>/): "
-                         f"add e.g. `name: {Path(where).stem}`")
+        raise SystemExit(
+            f"profile {where} has no `name:` (it names reports/<name>/ and work/<name>/): "
+            f"add e.g. `name: {Path(where).stem}`"
+        )
     runs = data.get("runs")
     if not isinstance(runs, list) or not all(isinstance(r, dict) and r.get("notebook") for r in runs):
         raise SystemExit(f"profile {where}: `runs:` must be a list of entries with `notebook:` ({hint})")
@@ -127,7 +137,11 @@ def notebook_parameters(nb: str) -> dict[str, dict[str, Any]]:
             default = ast.literal_eval(info["default"])
         except (ValueError, SyntaxError):
             default = None
-        out[name] = {"default": default, "choices": parse_choices(info.get("help", "")), "help": info.get("help")}
+        out[name] = {
+            "default": default,
+            "choices": parse_choices(info.get("help", "")),
+            "help": info.get("help"),
+        }
     return out
 
 
@@ -151,7 +165,10 @@ def check_value(value: Any, spec: dict[str, Any]) -> tuple[Any, str | None]:
     if isinstance(value, want) and (want is bool or not isinstance(value, bool)):
         return value, None
     quote = " (quote it to pass text)" if want is str else ""
-    return value, f"must be of type {want.__name__} like the notebook's default {default!r}, got {type(value).__name__}{quote}"
+    return (
+        value,
+        f"must be of type {want.__name__} like the notebook's default {default!r}, got {type(value).__name__}{quote}",
+    )
 
 
 def check_values(runs: list[dict[str, Any]], overrides: dict[str, Any]) -> None:
@@ -223,8 +240,9 @@ def check_parameters(runs: list[dict[str, Any]], overrides: dict[str, Any] | Non
         strict = r.get("strict", set(r["parameters"]))
         unknown = sorted(set(strict) - declared[nb])
         if unknown:
-            errors.append(f"{r['name']}: {path.name} has no parameter(s) {unknown}; "
-                          f"it declares {sorted(declared[nb])}")
+            errors.append(
+                f"{r['name']}: {path.name} has no parameter(s) {unknown}; it declares {sorted(declared[nb])}"
+            )
         r["parameters"] = {k: v for k, v in r["parameters"].items() if k in declared[nb]}
         used |= set(r["parameters"])
     for k in sorted(set(overrides or {}) - used):
@@ -247,19 +265,26 @@ def preflight(profile: dict[str, Any], runs: list[dict[str, Any]]) -> None:
             problems.append(str(e))
     data = runs[0]["parameters"].get("data_root") if runs else None
     if not data or not Path(data).is_dir():
-        problems.append(f"data_root {data!r} is not a folder: pass --data /path/to/140k "
-                        "laid out as {train,val,test}/{real,fake}/* (README, Data)")
+        problems.append(
+            f"data_root {data!r} is not a folder: pass --data /path/to/140k "
+            "laid out as {train,val,test}/{real,fake}/* (README, Data)"
+        )
     if profile.get("require_cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            problems.append("no CUDA GPU visible: the paper profile trains ResNet50/MobileNetV2 on 100k images")
+            problems.append(
+                "no CUDA GPU visible: the paper profile trains ResNet50/MobileNetV2 on 100k images"
+            )
     if problems and profile.get("standin_weights") == "require":
-        problems.append(f"write the stand-ins with `python -m dfig.weights standin --out {paths.weights_dir()} "
-                        f"--only {','.join(profile.get('required_weights', []))}`")
+        problems.append(
+            f"write the stand-ins with `python -m dfig.weights standin --out {paths.weights_dir()} "
+            f"--only {','.join(profile.get('required_weights', []))}`"
+        )
     if problems:
-        raise SystemExit(f"profile {profile['name']!r} cannot start (it never falls back):\n- "
-                         + "\n- ".join(problems))
+        raise SystemExit(
+            f"profile {profile['name']!r} cannot start (it never falls back):\n- " + "\n- ".join(problems)
+        )
 
 
 def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
@@ -269,22 +294,37 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
     out_dir = paths.executed_dir(profile["name"])
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{run['name']}.ipynb"
-    os.environ.update({
-        "DFIG_PROFILE": profile["name"],
-        "DFIG_NOTEBOOK": run["name"],
-        "DFIG_ALLOW_FALLBACKS": "1" if profile.get("allow_fallbacks", True) else "0",
-    })
+    os.environ.update(
+        {
+            "DFIG_PROFILE": profile["name"],
+            "DFIG_NOTEBOOK": run["name"],
+            "DFIG_ALLOW_FALLBACKS": "1" if profile.get("allow_fallbacks", True) else "0",
+        }
+    )
     t0 = time.time()
-    entry = {"run": run["name"], "notebook": f"notebooks/{run['notebook']}.ipynb",
-             "output": paths.rel(out), "parameters": run["parameters"]}
+    entry = {
+        "run": run["name"],
+        "notebook": f"notebooks/{run['notebook']}.ipynb",
+        "output": paths.rel(out),
+        "parameters": run["parameters"],
+    }
     try:
-        pm.execute_notebook(str(NOTEBOOKS / f"{run['notebook']}.ipynb"), str(out),
-                            parameters=run["parameters"], cwd=str(NOTEBOOKS), progress_bar=False,
-                            kernel_name="python3", request_save_on_cell_execute=False,
-                            kernel_manager_class=kernel_manager_class())
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"{run['notebook']}.ipynb"),
+            str(out),
+            parameters=run["parameters"],
+            cwd=str(NOTEBOOKS),
+            progress_bar=False,
+            kernel_name="python3",
+            request_save_on_cell_execute=False,
+            kernel_manager_class=kernel_manager_class(),
+        )
     except pm.PapermillExecutionError as e:
-        entry.update(status="failed", seconds=round(time.time() - t0, 1),
-                     error=f"cell {e.exec_count} (execution count): {e.ename}: {e.evalue}")
+        entry.update(
+            status="failed",
+            seconds=round(time.time() - t0, 1),
+            error=f"cell {e.exec_count} (execution count): {e.ename}: {e.evalue}",
+        )
         raise RunFailed(entry) from e
     entry.update(status="ok", seconds=round(time.time() - t0, 1))
     manifest.export_html(out)
@@ -373,8 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", default=[], help="run only runs whose name starts with this")
     ap.add_argument("--list", action="store_true", help="list the runs and their parameters, run nothing")
     ap.add_argument("--paper-only", action="store_true", help="rebuild DFIG_v2.pdf from existing results")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a parameter in every run that declares it")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter in every run that declares it",
+    )
     args = ap.parse_args(argv)
 
     profile = check_profile(load_profile(args.profile), args.profile)
@@ -411,8 +456,11 @@ def main(argv: list[str] | None = None) -> int:
             e = execute(r, profile)
         except RunFailed as f:
             entries.append(f.entry)
-            print(f"FAILED: {r['name']} (notebooks/{r['notebook']}.ipynb), {f.entry['error']}\n"
-                  f"  executed copy with the traceback: {f.entry['output']}", file=sys.stderr)
+            print(
+                f"FAILED: {r['name']} (notebooks/{r['notebook']}.ipynb), {f.entry['error']}\n"
+                f"  executed copy with the traceback: {f.entry['output']}",
+                file=sys.stderr,
+            )
             status = 1
             break
         entries.append(e)
@@ -421,10 +469,12 @@ def main(argv: list[str] | None = None) -> int:
             kind = "StandinWarning" if line.startswith("STAND-IN") else "FallbackWarning"
             print(f"    {kind}: {line}", flush=True)
         # keep the manifest current, so that the paper notebook (last) sees this invocation's runs
-        manifest.write_manifest(profile, entries, time.time() - t_start, 0, partial=bool(args.only),
-                                started=started)
-    man = manifest.write_manifest(profile, entries, time.time() - t_start, status, partial=bool(args.only),
-                                  started=started)
+        manifest.write_manifest(
+            profile, entries, time.time() - t_start, 0, partial=bool(args.only), started=started
+        )
+    man = manifest.write_manifest(
+        profile, entries, time.time() - t_start, status, partial=bool(args.only), started=started
+    )
     print(f"manifest: {man}")
     rep = paths.reports_dir(profile["name"])
     print(f"reports:  {rep} (figures/, tables/, metrics/, executed/)")
@@ -443,8 +493,11 @@ def paper_line(profile: dict[str, Any], runs: list[dict[str, Any]], status: int,
     published = f" (published to {paths.paper_pdf()})" if profile.get("publish_pdf") else ""
     paper_ran = any(r["notebook"] == "06_paper" for r in runs)
     if status != 0:
-        return (f"paper:    {pdf} is STALE: this run failed before the paper was rebuilt" if pdf.exists()
-                else "paper:    not built (the run failed)")
+        return (
+            f"paper:    {pdf} is STALE: this run failed before the paper was rebuilt"
+            if pdf.exists()
+            else "paper:    not built (the run failed)"
+        )
     if partial and not paper_ran and pdf.exists():
         from dfig import report
 

@@ -96,8 +96,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def conv_peak(size: int, device: torch.device, reps: int = 3, batch: int = 1,
-              precisions: tuple[str, ...] = ("fp32",)) -> dict[str, float]:
+def conv_peak(
+    size: int, device: torch.device, reps: int = 3, batch: int = 1, precisions: tuple[str, ...] = ("fp32",)
+) -> dict[str, float]:
     """GFLOP/s of a 3x3 conv 64->64 on ``batch x 64 x size x size`` in both memory formats and each
     precision (autocast); keys ``<fmt>`` for fp32, ``<fmt>_<precision>`` otherwise."""
     from dfig.accel import autocast
@@ -128,8 +129,14 @@ def fidelity(ref: list[np.ndarray], test: list[np.ndarray]) -> dict[str, float]:
     return lnp_agreement(np.stack(ref), np.stack(test))
 
 
-def pipeline(files: list[Path], naive_model: torch.nn.Module, ours_model: torch.nn.Module, dev: torch.device,
-             batch: int, precision: str) -> dict[str, float]:
+def pipeline(
+    files: list[Path],
+    naive_model: torch.nn.Module,
+    ours_model: torch.nn.Module,
+    dev: torch.device,
+    batch: int,
+    precision: str,
+) -> dict[str, float]:
     """End to end from image files to compat PNG files: a naive per-file loop vs :func:`dfig.lnp.extract_tree`
     (loader workers decode ahead, background threads encode and write; worker start-up included)."""
     import shutil
@@ -152,19 +159,41 @@ def pipeline(files: list[Path], naive_model: torch.nn.Module, ours_model: torch.
             atomic_write_bytes(naive_out / f"{f.stem}.png", compat_png_bytes(r))
         naive_s = time.perf_counter() - t
         t = time.perf_counter()
-        rep = extract_tree(Path(td) / "in", Path(td) / "ours", ours_model, batch_size=batch, device=dev,
-                           precision=precision, progress=False)
+        rep = extract_tree(
+            Path(td) / "in",
+            Path(td) / "ours",
+            ours_model,
+            batch_size=batch,
+            device=dev,
+            precision=precision,
+            progress=False,
+        )
         sync(dev)
         ours_s = time.perf_counter() - t
-        same = np.mean([np.mean(cv2.imread(str(naive_out / f"{f.stem}.png"), cv2.IMREAD_UNCHANGED)
-                                == cv2.imread(str(Path(td) / "ours" / "x" / f"{f.stem}.png"), cv2.IMREAD_UNCHANGED))
-                        for f in inp.iterdir()])
+        same = np.mean(
+            [
+                np.mean(
+                    cv2.imread(str(naive_out / f"{f.stem}.png"), cv2.IMREAD_UNCHANGED)
+                    == cv2.imread(str(Path(td) / "ours" / "x" / f"{f.stem}.png"), cv2.IMREAD_UNCHANGED)
+                )
+                for f in inp.iterdir()
+            ]
+        )
     n = len(files)
-    out = {"n": n, "naive_img_s": n / naive_s, "ours_img_s": n / ours_s, "speedup": naive_s / ours_s,
-           "precision": precision, "done": rep.done, "png_identical": float(same)}
-    print(f"files -> compat PNG files ({n} images, decode + network + encode + write): naive {out['naive_img_s']:.2f} "
-          f"img/s, extract_tree {out['ours_img_s']:.2f} img/s ({out['speedup']:.2f}x); identical PNG values "
-          f"{100 * same:.3f}%")
+    out = {
+        "n": n,
+        "naive_img_s": n / naive_s,
+        "ours_img_s": n / ours_s,
+        "speedup": naive_s / ours_s,
+        "precision": precision,
+        "done": rep.done,
+        "png_identical": float(same),
+    }
+    print(
+        f"files -> compat PNG files ({n} images, decode + network + encode + write): naive {out['naive_img_s']:.2f} "
+        f"img/s, extract_tree {out['ours_img_s']:.2f} img/s ({out['speedup']:.2f}x); identical PNG values "
+        f"{100 * same:.3f}%"
+    )
     return out
 
 
@@ -184,16 +213,25 @@ def passes(f: dict[str, float]) -> bool:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=6, help="images per method")
-    ap.add_argument("--batch", type=int, default=None, help="batch size of our path (default: 3 CPU, 16 CUDA)")
+    ap.add_argument(
+        "--batch", type=int, default=None, help="batch size of our path (default: 3 CPU, 16 CUDA)"
+    )
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--checkpoint", default=None, help="CycleISP sidd_rgb.pth (default: random weights)")
     ap.add_argument("--rounds", type=int, default=2, help="naive/ours alternate this many times")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile on CPU)")
     ap.add_argument("--no_amp", action="store_true", help="skip the bf16/fp16 autocast trial")
-    ap.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=None,
-                    help="also time files -> PNG files end to end (default: on CUDA)")
-    ap.add_argument("--breakdown", action="store_true",
-                    help="also time naive with the allocator setting and ours without it")
+    ap.add_argument(
+        "--pipeline",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time files -> PNG files end to end (default: on CUDA)",
+    )
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time naive with the allocator setting and ours without it",
+    )
     add_common_args(ap)
     args = ap.parse_args(argv)
 
@@ -206,12 +244,16 @@ def main(argv: list[str] | None = None) -> dict:
     flops = cycleisp_flops(args.size, args.size)
     load0 = os.getloadavg()
     info = header("lnp", dev, images=source, cpu_capability=torch.backends.cpu.get_cpu_capability())
-    print(f"images: {source}; device {dev} ({platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"cpu capability {torch.backends.cpu.get_cpu_capability()}); load avg {load0[0]:.2f}")
+    print(
+        f"images: {source}; device {dev} ({platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"cpu capability {torch.backends.cpu.get_cpu_capability()}); load avg {load0[0]:.2f}"
+    )
     wdesc = f"{Path(args.checkpoint).name}" if args.checkpoint else "random weights (seed 0)"
-    print(f"CycleISP: {flops / 1e9:.0f} GFLOP per {args.size}x{args.size} image "
-          f"({flops / args.size**2 / 1e6:.2f} MFLOP/pixel), {wdesc}")
+    print(
+        f"CycleISP: {flops / 1e9:.0f} GFLOP per {args.size}x{args.size} image "
+        f"({flops / args.size**2 / 1e6:.2f} MFLOP/pixel), {wdesc}"
+    )
 
     if args.checkpoint:
         naive_model = load_cycleisp(args.checkpoint, device=dev, verify="none").eval()
@@ -230,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
     def run_ours(sel: list[np.ndarray], precision: str = "fp32", model=None) -> list[np.ndarray]:
         out: list[np.ndarray] = []
         for i in range(0, len(sel), args.batch):
-            out += list(lnp_batch(model or ours_model, sel[i:i + args.batch], dev, precision))
+            out += list(lnp_batch(model or ours_model, sel[i : i + args.batch], dev, precision))
         for r in out:
             compat_encode(r)
         return out
@@ -256,9 +298,11 @@ def main(argv: list[str] | None = None) -> dict:
         sync(dev)
         t2 = time.perf_counter()
         f_amp["trial_speed_vs_fp32"] = (t1 - t0) / (t2 - t1)
-        print(f"{amp} autocast vs fp32 ({k} image): corr {f_amp['corr']:.6f}, compat PNG identical "
-              f"{100 * f_amp['png_identical']:.2f}% -> fidelity {'PASS' if passes(f_amp) else 'FAIL'}; "
-              f"trial speed {f_amp['trial_speed_vs_fp32']:.2f}x fp32")
+        print(
+            f"{amp} autocast vs fp32 ({k} image): corr {f_amp['corr']:.6f}, compat PNG identical "
+            f"{100 * f_amp['png_identical']:.2f}% -> fidelity {'PASS' if passes(f_amp) else 'FAIL'}; "
+            f"trial speed {f_amp['trial_speed_vs_fp32']:.2f}x fp32"
+        )
         if passes(f_amp) and f_amp["trial_speed_vs_fp32"] > 1.0:
             methods["ours_" + amp] = lambda sel: run_ours(sel, amp)
             tuned["ours_" + amp] = True
@@ -286,14 +330,28 @@ def main(argv: list[str] | None = None) -> dict:
             times[name] += time.perf_counter() - t
     ips = {k: len(imgs) / v for k, v in times.items()}
     fid_ours = fidelity(res["naive"], res["ours"])
-    results: dict = {"images": source, "n": len(imgs), "size": args.size, "batch": args.batch, "device": str(dev),
-                     "threads": torch.get_num_threads(), "gflop_per_image": flops / 1e9,
-                     "img_s": ips, "naive_img_s": ips["naive"], "ours_fp32_img_s": ips["ours"],
-                     "fidelity_ours_vs_naive": fid_ours}
+    results: dict = {
+        "images": source,
+        "n": len(imgs),
+        "size": args.size,
+        "batch": args.batch,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "gflop_per_image": flops / 1e9,
+        "img_s": ips,
+        "naive_img_s": ips["naive"],
+        "ours_fp32_img_s": ips["ours"],
+        "fidelity_ours_vs_naive": fid_ours,
+    }
     best = "ours"
     if amp is not None:
-        results["amp"] = {"dtype": amp, **f_amp, "passes_fidelity": passes(f_amp),
-                          "img_s": ips.get("ours_" + amp), "timed": "ours_" + amp in ips}
+        results["amp"] = {
+            "dtype": amp,
+            **f_amp,
+            "passes_fidelity": passes(f_amp),
+            "img_s": ips.get("ours_" + amp),
+            "timed": "ours_" + amp in ips,
+        }
         if "ours_" + amp in ips and ips["ours_" + amp] > ips["ours"]:
             best = "ours_" + amp
         results["amp"]["used"] = best != "ours"
@@ -338,15 +396,24 @@ def main(argv: list[str] | None = None) -> dict:
         out = run_ours(imgs, model=cm)
         c_ips = len(imgs) / (time.perf_counter() - t)
         f = fidelity(res["ours"], out)
-        results["compiled"] = {"img_s": c_ips, "compile_s": compile_s, "speedup_vs_naive": c_ips / ips["naive"], **f}
-        print(f"torch.compile: {c_ips:.3f} img/s ({c_ips / ips['naive']:.2f}x naive) after {compile_s:.0f} s "
-              f"compiling; corr {f['corr']:.6f}")
+        results["compiled"] = {
+            "img_s": c_ips,
+            "compile_s": compile_s,
+            "speedup_vs_naive": c_ips / ips["naive"],
+            **f,
+        }
+        print(
+            f"torch.compile: {c_ips:.3f} img/s ({c_ips / ips['naive']:.2f}x naive) after {compile_s:.0f} s "
+            f"compiling; corr {f['corr']:.6f}"
+        )
 
     if dev.type == "cpu":
         tune_cpu_allocator(True)  # the peak without page-fault overhead
         peak = conv_peak(args.size, dev)
     else:
-        peak = conv_peak(args.size, dev, reps=20, batch=args.batch, precisions=("fp32", reduced_precision(dev)))
+        peak = conv_peak(
+            args.size, dev, reps=20, batch=args.batch, precisions=("fp32", reduced_precision(dev))
+        )
     cls = ClassicalDenoiser()
     k = len(imgs)
     t = time.perf_counter()
@@ -360,10 +427,13 @@ def main(argv: list[str] | None = None) -> dict:
     keys = ("channels_last", "nchw") if used == "fp32" else (f"channels_last_{used}", f"nchw_{used}")
     peak_prec = used if any(k_ in peak for k_ in keys) else "fp32"  # CPU: the peak is measured in fp32
     pk = max([peak[k_] for k_ in keys if k_ in peak] or peak.values())
-    print(f"\n{'method':<34}{'img/s':>9}{'GFLOP/s':>10}{'% of conv peak':>16}  (peak in {peak_prec}: {pk:.0f} GFLOP/s)")
-    labels = {"naive": "naive (b1, fp32, NCHW, no_grad)",
-              "ours": f"ours (b{args.batch}, fp32, CL, fused)"}
-    labels.update({"naive_alloc": "naive + allocator setting", "ours_noalloc": "ours without allocator setting"})
+    print(
+        f"\n{'method':<34}{'img/s':>9}{'GFLOP/s':>10}{'% of conv peak':>16}  (peak in {peak_prec}: {pk:.0f} GFLOP/s)"
+    )
+    labels = {"naive": "naive (b1, fp32, NCHW, no_grad)", "ours": f"ours (b{args.batch}, fp32, CL, fused)"}
+    labels.update(
+        {"naive_alloc": "naive + allocator setting", "ours_noalloc": "ours without allocator setting"}
+    )
     if amp is not None:
         labels["ours_" + amp] = f"ours (b{args.batch}, {amp} autocast)"
     for name in ips:
@@ -371,17 +441,41 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{labels[name]:<34}{ips[name]:>9.3f}{g:>10.1f}{100 * g / pk:>15.0f}%")
     print(f"{'classical fallback (NLM)':<34}{cls_ips:>9.2f}")
     print(f"speedup ours/naive: {results['speedup']:.2f}x with {best} (goal >= 3x)")
-    print(f"conv peak (3x3 64->64, 1x64x{args.size}x{args.size}, fp32): "
-          + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items()))
-    print(f"ours vs naive: corr {fid_ours['corr']:.7f}, compat PNG identical {100 * fid_ours['png_identical']:.3f}%, "
-          f"max |diff| {fid_ours['max_abs_diff']:.2e}")
+    print(
+        f"conv peak (3x3 64->64, 1x64x{args.size}x{args.size}, fp32): "
+        + ", ".join(f"{k}: {v:.1f} GFLOP/s" for k, v in peak.items())
+    )
+    print(
+        f"ours vs naive: corr {fid_ours['corr']:.7f}, compat PNG identical {100 * fid_ours['png_identical']:.3f}%, "
+        f"max |diff| {fid_ours['max_abs_diff']:.2e}"
+    )
     print(f"load average during the run: {load0[0]:.2f} -> {load1[0]:.2f} (on {os.cpu_count()} CPUs)")
     g_ours = results["ours_img_s"] * flops / 1e9
-    settings = {"n": len(imgs), "size": args.size, "batch": args.batch, "weights": wdesc, "ours_method": best,
-                "precision": used, "channels_last": True, "fused_blocks": True, "images": source}
+    settings = {
+        "n": len(imgs),
+        "size": args.size,
+        "batch": args.batch,
+        "weights": wdesc,
+        "ours_method": best,
+        "precision": used,
+        "channels_last": True,
+        "fused_blocks": True,
+        "images": source,
+    }
     more = {k: v for k, v in results.items() if k not in ("naive_img_s", "ours_img_s", "speedup", "device")}
-    return finish(args.json, "lnp", info, results["naive_img_s"], results["ours_img_s"], settings,
-                  gflops=g_ours, peak_gflops=pk, peak_fraction=g_ours / pk, peak_precision=peak_prec, **more)
+    return finish(
+        args.json,
+        "lnp",
+        info,
+        results["naive_img_s"],
+        results["ours_img_s"],
+        settings,
+        gflops=g_ours,
+        peak_gflops=pk,
+        peak_fraction=g_ours / pk,
+        peak_precision=peak_prec,
+        **more,
+    )
 
 
 if __name__ == "__main__":

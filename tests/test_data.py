@@ -109,8 +109,10 @@ def test_load_rgb_modes(tmp_path: Path) -> None:
     Image.new("CMYK", (5, 4), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
     Image.fromarray(np.array([[0, 32768, 65535, 0, 0]] * 4, dtype=np.uint16)).save(tmp_path / "g16.png")
 
-    out = {name: load_rgb(tmp_path / name) for name in
-           ("l.png", "p.png", "pt.png", "rgba.png", "cmyk.jpg", "g16.png")}
+    out = {
+        name: load_rgb(tmp_path / name)
+        for name in ("l.png", "p.png", "pt.png", "rgba.png", "cmyk.jpg", "g16.png")
+    }
     for name, im in out.items():
         assert im.mode == "RGB" and im.size == (5, 4), name
     a = {k: np.asarray(v) for k, v in out.items()}
@@ -183,7 +185,12 @@ def test_check_files_policies(bad_tree: dict) -> None:
     assert {Path(p) for p, _ in report.failed} == bad
     d = report.to_dict()
     assert len(d["failed"]) == 5 and {Path(f["path"]).name for f in d["failed"]} == {
-        "truncated.jpg", "empty.png", "text.jpg", "dir.png", "locked.png"}
+        "truncated.jpg",
+        "empty.png",
+        "text.jpg",
+        "dir.png",
+        "locked.png",
+    }
     with pytest.raises(BadImageError) as ei:
         check_files([s.path for s in samples], policy="strict")
     assert Path(ei.value.path) in bad and str(ei.value.path) in str(ei.value)
@@ -262,8 +269,13 @@ def test_load_sample_image_npy(tmp_path: Path) -> None:
     nan = arr.astype(np.float32)
     nan[0, 0, 0] = np.nan
     np.save(tmp_path / "nan.npy", nan)
-    for name, why in [("trunc.npy", "not a valid .npy"), ("garbage.npy", "not a valid .npy"),
-                      ("empty.npy", "empty"), ("shape.npy", "expected HxWx3"), ("nan.npy", "NaN")]:
+    for name, why in [
+        ("trunc.npy", "not a valid .npy"),
+        ("garbage.npy", "not a valid .npy"),
+        ("empty.npy", "empty"),
+        ("shape.npy", "expected HxWx3"),
+        ("nan.npy", "NaN"),
+    ]:
         with pytest.raises(BadImageError, match=why) as ei:
             load_sample_image(tmp_path / name)
         assert name in str(ei.value)
@@ -325,11 +337,15 @@ def test_eval_is_centre_crop_and_normalisation() -> None:
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     torch.testing.assert_close(out_in, (expect - mean) / std)
     flat = build_transform(AugmentOptions(load_size=8, crop_size=8), train=False)(
-        Image.new("RGB", (8, 8), (255, 0, 128)))
-    torch.testing.assert_close(flat[:, 0, 0], (torch.tensor([1.0, 0.0, 128 / 255]) - mean[:, 0, 0]) / std[:, 0, 0])
+        Image.new("RGB", (8, 8), (255, 0, 128))
+    )
+    torch.testing.assert_close(
+        flat[:, 0, 0], (torch.tensor([1.0, 0.0, 128 / 255]) - mean[:, 0, 0]) / std[:, 0, 0]
+    )
     lnp = np.random.default_rng(0).normal(0, 0.02, (10, 12, 3)).astype(np.float32)
-    out_lnp = build_transform(AugmentOptions(no_resize=True, crop_size=4, lnp_scale=0.05), train=False,
-                              normalize="lnp_std")(lnp)
+    out_lnp = build_transform(
+        AugmentOptions(no_resize=True, crop_size=4, lnp_scale=0.05), train=False, normalize="lnp_std"
+    )(lnp)
     torch.testing.assert_close(out_lnp, torch.from_numpy(lnp[3:7, 4:8] / 0.05).permute(2, 0, 1))
     with pytest.raises(ValueError, match="normalize"):
         build_transform(opts, normalize="zscore")
@@ -366,8 +382,9 @@ def test_augment_on_float_arrays() -> None:
     base = {"no_resize": True, "no_crop": True, "no_flip": True}
     with pytest.raises(ValueError, match="JPEG augmentation"):
         build_transform(AugmentOptions(**base, jpg_prob=0.5), train=True, normalize="none")(arr)
-    blurred = build_transform(AugmentOptions(**base, blur_prob=1.0, blur_sig=(1.0, 1.0)), train=True,
-                              normalize="none", seed=0)(arr)
+    blurred = build_transform(
+        AugmentOptions(**base, blur_prob=1.0, blur_sig=(1.0, 1.0)), train=True, normalize="none", seed=0
+    )(arr)
     assert blurred.std() < 0.6 * arr.std()
     # eval never augments, so JPEG options do not matter there
     out = build_transform(AugmentOptions(**base, jpg_prob=1.0), train=False, normalize="none")(arr)
@@ -426,7 +443,9 @@ def test_loader_seeded_order(tmp_path: Path) -> None:
 def test_loader_workers_reproducible_augmentation(tmp_path: Path) -> None:
     root = _make_tree(tmp_path / "data", n=4, size=24)
     samples = discover(root, splits=("train",))["train"]
-    ds = ImageDataset(samples, build_transform(AugmentOptions(no_resize=True, crop_size=16), train=True, seed=0))
+    ds = ImageDataset(
+        samples, build_transform(AugmentOptions(no_resize=True, crop_size=16), train=True, seed=0)
+    )
 
     def run(seed: int) -> torch.Tensor:
         return torch.cat([x for x, _, _ in make_loader(ds, batch_size=4, shuffle=True, workers=2, seed=seed)])

@@ -22,8 +22,13 @@ def _free_port() -> int:
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     """One rank: join via dfig.train.init_distributed, one DDP step through train_one_epoch, report."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -49,8 +54,10 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     _, steps = train_one_epoch(net, loader, opt, torch.device("cpu"))
     params = torch.cat([p.detach().flatten() for p in model.parameters()])
     grads = torch.cat([p.grad.detach().flatten() for p in model.parameters()])
-    torch.save({"init": init, "start": start, "params": params, "grads": grads, "seen": seen, "steps": steps},
-               Path(out_dir) / f"rank{rank}.pt")
+    torch.save(
+        {"init": init, "start": start, "params": params, "grads": grads, "seen": seen, "steps": steps},
+        Path(out_dir) / f"rank{rank}.pt",
+    )
     dist.barrier()
     dist.destroy_process_group()
 
@@ -58,15 +65,15 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 def test_two_process_gloo_step_gives_identical_weights(tmp_path: Path) -> None:
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
-    assert not torch.equal(r0["init"], r1["init"])           # the ranks started from different weights
-    torch.testing.assert_close(r0["start"], r1["start"])    # DDP broadcast rank 0's at wrapping
+    assert not torch.equal(r0["init"], r1["init"])  # the ranks started from different weights
+    torch.testing.assert_close(r0["start"], r1["start"])  # DDP broadcast rank 0's at wrapping
     torch.testing.assert_close(r0["start"], r0["init"])
     assert r0["steps"] == r1["steps"] == 1
     assert sorted(r0["seen"] + r1["seen"]) == list(range(8))  # DistributedSampler: disjoint halves
     assert set(r0["seen"]).isdisjoint(r1["seen"])
-    torch.testing.assert_close(r0["grads"], r1["grads"])    # gradients all-reduced
+    torch.testing.assert_close(r0["grads"], r1["grads"])  # gradients all-reduced
     torch.testing.assert_close(r0["params"], r1["params"])  # identical after the step
-    assert not torch.equal(r0["params"], r0["start"])        # and the step did something
+    assert not torch.equal(r0["params"], r0["start"])  # and the step did something
 
 
 @pytest.mark.slow
@@ -76,10 +83,40 @@ def test_torchrun_two_processes_train_cli(tmp_path: Path) -> None:
 
     tree = make_lnp_tree(tmp_path / "tree", n_train=8, n_eval=4, size=36)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(_free_port()), "-m", "dfig.train", "--name", "ddp", "--dataroot", str(tree), "--classes", "face",
-           "--arch", "mobilev2", "--train_mode", "0", "--batch_size", "4", "--loadSize", "36", "--cropSize", "32",
-           "--niter", "2", "--checkpoints_dir", str(tmp_path / "ck"), "--num_threads", "1", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "dfig.train",
+        "--name",
+        "ddp",
+        "--dataroot",
+        str(tree),
+        "--classes",
+        "face",
+        "--arch",
+        "mobilev2",
+        "--train_mode",
+        "0",
+        "--batch_size",
+        "4",
+        "--loadSize",
+        "36",
+        "--cropSize",
+        "32",
+        "--niter",
+        "2",
+        "--checkpoints_dir",
+        str(tmp_path / "ck"),
+        "--num_threads",
+        "1",
+        "--no-progress",
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     run = tmp_path / "ck" / "ddp"

@@ -14,8 +14,17 @@ def _models(runs: list[str]) -> pd.DataFrame:
 
 def test_main_backbone_is_the_one_with_the_ablation_runs() -> None:
     # the paper profile: every backbone in mode 0, the ablations on ResNet-50
-    paper = ["res50_mode0", "mobilev2_mode0", "res34_mode0", "res50_rgb", "res50_lnponly", "res50_speconly",
-             "res50_clean", "mobilev2_spec3ch", "res50_nosam"]
+    paper = [
+        "res50_mode0",
+        "mobilev2_mode0",
+        "res34_mode0",
+        "res50_rgb",
+        "res50_lnponly",
+        "res50_speconly",
+        "res50_clean",
+        "mobilev2_spec3ch",
+        "res50_nosam",
+    ]
     assert evaluate.main_backbone(_models(paper)) == "res50"
     # the sample/smoke profiles: everything on MobileNetV2
     assert evaluate.main_backbone(_models(["mobilev2_mode0", "mobilev2_rgb", "res50_mode0"])) == "mobilev2"

@@ -23,15 +23,28 @@ def official_key_shapes() -> list[tuple[str, tuple[int, ...]]]:
     for g in range(4):
         for b in range(8):
             p = f"body.{g}.body.{b}."
-            ks += [(p + "body.0.weight", (c, c, 3, 3)), (p + "body.0.bias", (c,)), (p + "body.1.weight", (c,)),
-                   (p + "body.2.weight", (c, c, 3, 3)), (p + "body.2.bias", (c,)),
-                   (p + "SA.spatial.conv.weight", (1, 2, 3, 3)),
-                   (p + "CA.conv_du.0.weight", (r, c, 1, 1)), (p + "CA.conv_du.0.bias", (r,)),
-                   (p + "CA.conv_du.2.weight", (c, r, 1, 1)), (p + "CA.conv_du.2.bias", (c,)),
-                   (p + "conv1x1.weight", (c, 2 * c, 1, 1)), (p + "conv1x1.bias", (c,))]
+            ks += [
+                (p + "body.0.weight", (c, c, 3, 3)),
+                (p + "body.0.bias", (c,)),
+                (p + "body.1.weight", (c,)),
+                (p + "body.2.weight", (c, c, 3, 3)),
+                (p + "body.2.bias", (c,)),
+                (p + "SA.spatial.conv.weight", (1, 2, 3, 3)),
+                (p + "CA.conv_du.0.weight", (r, c, 1, 1)),
+                (p + "CA.conv_du.0.bias", (r,)),
+                (p + "CA.conv_du.2.weight", (c, r, 1, 1)),
+                (p + "CA.conv_du.2.bias", (c,)),
+                (p + "conv1x1.weight", (c, 2 * c, 1, 1)),
+                (p + "conv1x1.bias", (c,)),
+            ]
         ks += [(f"body.{g}.body.8.weight", (c, c, 3, 3)), (f"body.{g}.body.8.bias", (c,))]
-    ks += [("body.4.weight", (c, c, 3, 3)), ("body.4.bias", (c,)), ("body.5.weight", (c,)),
-           ("tail.0.weight", (3, c, 3, 3)), ("tail.0.bias", (3,))]
+    ks += [
+        ("body.4.weight", (c, c, 3, 3)),
+        ("body.4.bias", (c,)),
+        ("body.5.weight", (c,)),
+        ("tail.0.weight", (3, c, 3, 3)),
+        ("tail.0.bias", (3,)),
+    ]
     return ks
 
 

@@ -490,7 +490,6 @@ def test_huge_images_are_refused_with_a_raisable_limit(tmp_path: Path) -> None:
 # 12. run_all: profiles and --set values are checked before anything runs
 
 
-
 @pytest.mark.parametrize(
     "text,needle",
     [

@@ -22,8 +22,9 @@ from dfig.data.images import BadImageError, load_rgb
 from dfig.io import write_stage_meta
 
 
-def make_tree(root: Path, n_per_class: int = 3, size: tuple[int, int] = (24, 32), seed: int = 0,
-              split: str = "train") -> list[Path]:
+def make_tree(
+    root: Path, n_per_class: int = 3, size: tuple[int, int] = (24, 32), seed: int = 0, split: str = "train"
+) -> list[Path]:
     """Random JPEG/PNG images under root/{split}/{real,fake} (h, w = size)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -57,8 +58,9 @@ def test_compat_arithmetic_wraps_like_the_original() -> None:
     got = L.compat_encode(np.stack([r, r, r], -1)[None])
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got[0, :, 0], want)
-    np.testing.assert_array_equal((np.arange(256, dtype=np.uint8) * np.uint8(255)),
-                                  (256 - np.arange(256)) % 256)
+    np.testing.assert_array_equal(
+        (np.arange(256, dtype=np.uint8) * np.uint8(255)), (256 - np.arange(256)) % 256
+    )
 
 
 def test_compat_png_and_read_lnp_channel_order(tmp_path: Path) -> None:
@@ -80,8 +82,9 @@ def test_compat_png_and_read_lnp_channel_order(tmp_path: Path) -> None:
 def test_compat_tree_is_byte_identical_to_reference_script(tmp_path: Path, ckpt: Path) -> None:
     files = make_tree(tmp_path / "in", n_per_class=2, size=(16, 24))
     model = D.load_cycleisp(ckpt)
-    rep = L.extract_tree(tmp_path / "in", tmp_path / "out", model, save_mode="compat", batch_size=3,
-                         progress=False)
+    rep = L.extract_tree(
+        tmp_path / "in", tmp_path / "out", model, save_mode="compat", batch_size=3, progress=False
+    )
     assert rep.done == 4 and not rep.failed
     ref_model = D.load_cycleisp(ckpt)  # plain NCHW, batch 1, no_grad: as the original script ran
     for f in files:
@@ -122,8 +125,9 @@ def test_bad_files_mixed_sizes_and_stage_meta(tmp_path: Path) -> None:
     (inp / "train" / "real" / "empty.png").write_bytes(b"")
     write_stage_meta(inp, {"stage": "segment", "method": "prior"})
     den, rec = D.build_denoiser("classical")
-    rep = L.extract_tree(inp, tmp_path / "out", den, save_mode="compat", batch_size=8, progress=False,
-                         record=rec)
+    rep = L.extract_tree(
+        inp, tmp_path / "out", den, save_mode="compat", batch_size=8, progress=False, record=rec
+    )
     assert rep.done == 6
     assert sorted(Path(p).name for p, _ in rep.failed) == ["broken.jpg", "empty.png"]
     assert all(reason for _, reason in rep.failed)
@@ -155,8 +159,12 @@ def test_shards_cover_all_without_overlap(tmp_path: Path) -> None:
         after = {p.name for p in (tmp_path / "out").rglob("*.png")}
         assert rep.skipped_existing == 0 and rep.done == len(after - before)
         seen.append(after - before)
-        assert json.loads((tmp_path / "out" / ".dfig_shards" / f"lnp_{k}_of_3.json").read_text())["counts"][
-            "done"] == rep.done
+        assert (
+            json.loads((tmp_path / "out" / ".dfig_shards" / f"lnp_{k}_of_3.json").read_text())["counts"][
+                "done"
+            ]
+            == rep.done
+        )
     assert sum(len(s) for s in seen) == len(files) == 10
     assert set().union(*seen) == {f.with_suffix(".png").name for f in files}
     rep = L.extract_tree(tmp_path / "in", tmp_path / "out", den, progress=False)
@@ -181,8 +189,9 @@ def test_batches_same_size_and_pixel_budget(tmp_path: Path) -> None:
     make_tree(tmp_path / "in", n_per_class=3, size=(16, 16))
     make_tree(tmp_path / "in", n_per_class=1, size=(8, 12), seed=5, split="val")
     rec = _Recorder()
-    rep = L.extract_tree(tmp_path / "in", tmp_path / "out", rec, batch_size=4, progress=False,
-                         max_batch_pixels=3 * 16 * 16)
+    rep = L.extract_tree(
+        tmp_path / "in", tmp_path / "out", rec, batch_size=4, progress=False, max_batch_pixels=3 * 16 * 16
+    )
     assert rep.done == 8
     assert sorted(rec.shapes) == sorted([(3, 3, 16, 16), (3, 3, 16, 16), (2, 3, 8, 12)])
     assert np.all(L.read_lnp(tmp_path / "out" / "train" / "real" / "real_000.png") == 0)
@@ -199,14 +208,25 @@ def test_allocator_setting_is_reversible() -> None:
 def test_cli_classical(tmp_path: Path) -> None:
     make_tree(tmp_path / "in", n_per_class=2)
     env = {**os.environ, "DFIG_WEIGHTS": str(tmp_path / "none"), "DFIG_ALLOW_FALLBACKS": "1"}
-    cmd = [sys.executable, "-m", "dfig.lnp", "--input_dir", str(tmp_path / "in"), "--output_dir",
-           str(tmp_path / "out"), "--save_mode", "clean", "--no_progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dfig.lnp",
+        "--input_dir",
+        str(tmp_path / "in"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--save_mode",
+        "clean",
+        "--no_progress",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "FALLBACK" in out.stdout and "wrote 4, skipped 0" in out.stdout
     assert len(list((tmp_path / "out").rglob("*.npy"))) == 4
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**env, "DFIG_ALLOW_FALLBACKS": "0"},
-                         timeout=120)
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, env={**env, "DFIG_ALLOW_FALLBACKS": "0"}, timeout=120
+    )
     assert out.returncode != 0 and "sidd_rgb.pth" in out.stderr
 
 
@@ -215,8 +235,20 @@ def test_kill_midway_then_resume(tmp_path: Path) -> None:
     size = (384, 384)  # non-local means: ~0.1 s per image, so the kill lands midway
     files = make_tree(tmp_path / "in", n_per_class=20, size=size)
     out_dir = tmp_path / "out"
-    cmd = [sys.executable, "-m", "dfig.lnp", "--input_dir", str(tmp_path / "in"), "--output_dir",
-           str(out_dir), "--denoiser", "classical", "--batch_size", "2", "--no_progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dfig.lnp",
+        "--input_dir",
+        str(tmp_path / "in"),
+        "--output_dir",
+        str(out_dir),
+        "--denoiser",
+        "classical",
+        "--batch_size",
+        "2",
+        "--no_progress",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     try:

@@ -56,7 +56,12 @@ def test_eer_interpolates_where_fpr_equals_fnr():
 def test_one_class_gives_nan_for_ranking_metrics():
     m = compute_metrics(np.ones(5), np.full(5, 0.8))
     assert m["acc"] == 1.0 and m["fake_acc"] == 1.0
-    assert math.isnan(m["real_acc"]) and math.isnan(m["roc_auc"]) and math.isnan(m["ap"]) and math.isnan(m["eer"])
+    assert (
+        math.isnan(m["real_acc"])
+        and math.isnan(m["roc_auc"])
+        and math.isnan(m["ap"])
+        and math.isnan(m["eer"])
+    )
 
 
 def test_bad_input_is_refused():

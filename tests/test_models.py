@@ -191,10 +191,16 @@ def test_small_model_overfits_32_images():
 # ---------------------------------------------------------------------------------------------
 # official ImageNet weights: files written here in each official layout
 
-TV = {"res50": torchvision.models.resnet50, "res34": torchvision.models.resnet34,
-      "mobilev2": torchvision.models.mobilenet_v2}
-CHECK_KEY = {"res50": "layer3.1.conv2.weight", "res34": "layer2.0.downsample.0.weight",
-             "mobilev2": "features.5.conv.1.0.weight"}
+TV = {
+    "res50": torchvision.models.resnet50,
+    "res34": torchvision.models.resnet34,
+    "mobilev2": torchvision.models.mobilenet_v2,
+}
+CHECK_KEY = {
+    "res50": "layer3.1.conv2.weight",
+    "res34": "layer2.0.downsample.0.weight",
+    "mobilev2": "features.5.conv.1.0.weight",
+}
 
 
 def _dli14_names(tv_keys: list[str]) -> list[str]:
@@ -213,7 +219,9 @@ def _dli14_names(tv_keys: list[str]) -> list[str]:
             if block == 1:  # dw (conv.0.{0,1}), pw-linear conv.1, bn conv.2
                 idx = {("0", "0"): 0, ("0", "1"): 1, ("1",): 3, ("2",): 4}[tuple(sub[:-1])]
             else:  # pw conv.0.{0,1}, dw conv.1.{0,1}, pw-linear conv.2, bn conv.3
-                idx = {("0", "0"): 0, ("0", "1"): 1, ("1", "0"): 3, ("1", "1"): 4, ("2",): 6, ("3",): 7}[tuple(sub[:-1])]
+                idx = {("0", "0"): 0, ("0", "1"): 1, ("1", "0"): 3, ("1", "1"): 4, ("2",): 6, ("3",): 7}[
+                    tuple(sub[:-1])
+                ]
             out.append(f"features.{block}.conv.{idx}.{sub[-1]}")
     return out
 
@@ -261,7 +269,9 @@ def test_pretrained_c5e733a8_layout_maps_by_order(weight_files):
     model = build_detector("mobilev2", 1, pretrained=weight_files["c5e733a8"])
     bb = model.backbone.state_dict()
     assert model.pretrained_report["layout"] == "mobilenetv2_c5e733a8"
-    torch.testing.assert_close(bb["features.5.conv.1.0.weight"], dli["features.5.conv.3.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        bb["features.5.conv.1.0.weight"], dli["features.5.conv.3.weight"], rtol=0, atol=0
+    )
     torch.testing.assert_close(bb["features.18.0.weight"], dli["conv.0.weight"], rtol=0, atol=0)
     for k, v in tv.items():
         if not k.startswith(("features.0.0.", "classifier.1.")) and not k.endswith("num_batches_tracked"):
@@ -355,9 +365,17 @@ def test_wrong_backbone_weights_are_refused(weight_files):
 
 
 def _save_ckpt(model: DFIGDetector, path: Path, **extra) -> Path:
-    torch.save({"model": model.state_dict(), "config": model.config(), "step": 7,
-                "optimizer": torch.optim.Adam(model.parameters()).state_dict(),
-                "options": {"lr": 1e-4, "arch": model.arch}, **extra}, path)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "config": model.config(),
+            "step": 7,
+            "optimizer": torch.optim.Adam(model.parameters()).state_dict(),
+            "options": {"lr": 1e-4, "arch": model.arch},
+            **extra,
+        },
+        path,
+    )
     return path
 
 

@@ -20,30 +20,37 @@ from dfig import paths
 ROOT = paths.root()
 
 
-
 def tiny_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_all) -> Path:
     """A notebook that announces a fallback, and a two-run profile over it."""
     nb = nbformat.v4.new_notebook()
     p = nbformat.v4.new_code_cell("profile = 'tiny'\nx = 0")
     p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# tiny\nWrites nothing"), p,
-                nbformat.v4.new_code_cell("from dfig.fallback import use_fallback\n"
-                                          "rec = use_fallback('demo', 'a stand-in', 'the real thing', 'absent here')\n"
-                                          "print('x =', x)")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# tiny\nWrites nothing"),
+        p,
+        nbformat.v4.new_code_cell(
+            "from dfig.fallback import use_fallback\n"
+            "rec = use_fallback('demo', 'a stand-in', 'the real thing', 'absent here')\n"
+            "print('x =', x)"
+        ),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
     nbformat.write(nb, nbdir / "01_tiny.ipynb")
     prof = tmp_path / "tiny.yaml"
-    prof.write_text("name: tiny\ncommon: {profile: tiny}\nruns:\n  - notebook: 01_tiny\n"
-                    "    grid:\n      - {x: 1}\n      - {x: 2}\n")
+    prof.write_text(
+        "name: tiny\ncommon: {profile: tiny}\nruns:\n  - notebook: 01_tiny\n"
+        "    grid:\n      - {x: 1}\n      - {x: 2}\n"
+    )
     monkeypatch.setattr(run_all, "NOTEBOOKS", nbdir)
     monkeypatch.setenv("DFIG_PROFILE", "tiny")
     return prof
 
 
-def test_console_is_quiet_and_names_each_fallback(run_all, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capfd: pytest.CaptureFixture[str]) -> None:
+def test_console_is_quiet_and_names_each_fallback(
+    run_all, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     prof = tiny_profile(tmp_path, monkeypatch, run_all)
     assert run_all.main(["--profile", str(prof)]) == 0
     out, err = capfd.readouterr()  # file-descriptor level: the kernels' own stderr is captured too
@@ -58,7 +65,9 @@ def test_console_is_quiet_and_names_each_fallback(run_all, tmp_path: Path, monke
     assert "x = 1" in html
 
 
-def test_partial_runs_merge_into_the_manifest(run_all, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_partial_runs_merge_into_the_manifest(
+    run_all, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     prof = tiny_profile(tmp_path, monkeypatch, run_all)
     assert run_all.main(["--profile", str(prof)]) == 0
     man_path = paths.reports_dir("tiny") / "manifest.json"
@@ -113,24 +122,39 @@ def test_readme_commands_name_the_venv_programs() -> None:
 
 def test_readme_cheap_commands_run_as_written() -> None:
     """``--list``, ``--help`` and ``python -m dfig.weights`` from the README, run from the repo root."""
-    cheap = [c for c in readme_commands() if c.startswith(".venv/bin/python ")
-             and ("--list" in c or "--help" in c or c.endswith("-m dfig.weights"))]
+    cheap = [
+        c
+        for c in readme_commands()
+        if c.startswith(".venv/bin/python ")
+        and ("--list" in c or "--help" in c or c.endswith("-m dfig.weights"))
+    ]
     assert any("--list" in c for c in cheap) and any("dfig.weights" in c for c in cheap)
     venv_python = ROOT / ".venv" / "bin" / "python"
     for cmd in cheap:
         argv = shlex.split(cmd)
         if not venv_python.exists():  # a checkout without its own .venv (a shared one): same program
             argv[0] = sys.executable
-        r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "PYTHONPATH": str(ROOT / "lib")})
+        r = subprocess.run(
+            argv,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "lib")},
+        )
         assert r.returncode == 0, f"{cmd}: {r.stderr[-2000:]}"
         assert "No module named" not in r.stderr
 
 
 def test_make_test_writes_elsewhere() -> None:
     """make test's nbval and smoke runs get their own DFIG_REPORTS/DFIG_WORK (dry run)."""
-    r = subprocess.run(["make", "-n", "nbval", "smoke", "VENV=/nonexistent-venv"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        ["make", "-n", "nbval", "smoke", "VENV=/nonexistent-venv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     for needle in ("--nbval-lax notebooks", "run_all.py --profile smoke"):
         line = next(ln for ln in r.stdout.splitlines() if needle in ln)
@@ -154,7 +178,9 @@ def test_ci_uses_only_python_311_as_pyproject_requires(tmp_path: Path, is_311: b
     text = (ROOT / "pyproject.toml").read_text()
     assert 'requires-python = ">=3.11,<3.12"' in text
     env = {"PATH": str(_fake_bin(tmp_path, is_311)), "HOME": str(tmp_path)}
-    r = subprocess.run(["/bin/bash", str(ROOT / ".ci" / "run")], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run(
+        ["/bin/bash", str(ROOT / ".ci" / "run")], capture_output=True, text=True, env=env, timeout=60
+    )
     if is_311:
         assert r.returncode == 0 and "make test PYTHON=python3" in r.stdout, r.stderr
     else:  # python3 is another version: refuse, naming what is needed
@@ -175,7 +201,9 @@ def test_one_epoch_training_log_is_drawn_as_values() -> None:
 
     from dfig.plots import training_curves
 
-    log = pd.DataFrame({"epoch": [1], "train_loss": [0.7], "val_loss": [0.6], "val_acc": [0.625], "val_auc": [0.7]})
+    log = pd.DataFrame(
+        {"epoch": [1], "train_loss": [0.7], "val_loss": [0.6], "val_acc": [0.625], "val_auc": [0.7]}
+    )
     fig = training_curves(log, "one")
     a, b = fig.axes[:2]
     assert list(a.get_xticks()) == [1.0] and a.get_xlim() == (0.0, 2.0)

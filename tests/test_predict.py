@@ -62,8 +62,9 @@ def extract(raw: Path, out: Path, save_mode: str, segment: bool = True) -> Path:
     return out / f"lnp_{save_mode}"
 
 
-def fake_checkpoint(path: Path, features: dict, arch: str = "mobilev2", mode: int | str = 0,
-                    **opt_kw) -> Path:
+def fake_checkpoint(
+    path: Path, features: dict, arch: str = "mobilev2", mode: int | str = 0, **opt_kw
+) -> Path:
     """A checkpoint as dfig.train writes it (random weights), with the given feature record."""
     torch.manual_seed(0)
     model = build_detector(arch, mode)
@@ -72,12 +73,27 @@ def fake_checkpoint(path: Path, features: dict, arch: str = "mobilev2", mode: in
     with torch.no_grad():
         for _ in range(3):
             model(torch.randn(4, 3, 32, 32))
-    opts = TrainOptions(name="p", dataroot="x", arch=arch, train_mode=mode,
-                        **{"loadSize": SIZE, "cropSize": 32, "normalize": "imagenet", **opt_kw})
+    opts = TrainOptions(
+        name="p",
+        dataroot="x",
+        arch=arch,
+        train_mode=mode,
+        **{"loadSize": SIZE, "cropSize": 32, "normalize": "imagenet", **opt_kw},
+    )
     d = asdict(opts)
     d["blur_sig"], d["jpg_qual"] = list(d["blur_sig"]), list(d["jpg_qual"])
-    torch.save({"model": model.state_dict(), "config": model.config(), "options": d, "features": features,
-                "threshold": 0.4, "epoch": 1, "step": 1}, path)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "config": model.config(),
+            "options": d,
+            "features": features,
+            "threshold": 0.4,
+            "epoch": 1,
+            "step": 1,
+        },
+        path,
+    )
     return path
 
 
@@ -85,8 +101,12 @@ def fake_checkpoint(path: Path, features: dict, arch: str = "mobilev2", mode: in
 def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("pred")
     raw = make_raw_tree(base / "raw")
-    return {"raw": raw, "compat": extract(raw, base, "compat"), "clean": extract(raw, base, "clean"),
-            "base": base}
+    return {
+        "raw": raw,
+        "compat": extract(raw, base, "compat"),
+        "clean": extract(raw, base, "clean"),
+        "base": base,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,12 +181,30 @@ def test_predict_raw_equals_predict_on_lnp_files(trees: dict[str, Path], tmp_pat
         assert a[k] == pytest.approx(b[k], abs=1e-6), k
 
 
-def test_cli_raw_writes_csv_and_summary(trees: dict[str, Path], tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_raw_writes_csv_and_summary(
+    trees: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ck = fake_checkpoint(tmp_path / "model_epoch_best.pth", io.read_stage_meta(trees["compat"]))
     out = tmp_path / "out" / "pred.csv"
-    assert main(["--backbone", "mobilev2", "--mode", "0", "--model_path", str(ck), "--input_dir",
-                 str(trees["raw"]), "--raw", "--output_csv", str(out), "--no_progress"]) == 0
+    assert (
+        main(
+            [
+                "--backbone",
+                "mobilev2",
+                "--mode",
+                "0",
+                "--model_path",
+                str(ck),
+                "--input_dir",
+                str(trees["raw"]),
+                "--raw",
+                "--output_csv",
+                str(out),
+                "--no_progress",
+            ]
+        )
+        == 0
+    )
     df = pd.read_csv(out)
     assert len(df) == 4 and set(df.columns) == {"path", "p_fake", "pred_label", "true_label"}
     text = capsys.readouterr().out
@@ -208,13 +246,30 @@ def test_bad_file_is_skipped_and_listed(trees: dict[str, Path], tmp_path: Path) 
 
 
 def test_unavailable_components_are_errors_not_substitutes(tmp_path: Path) -> None:
-    cyc = {"stage": "lnp", "save_mode": "compat", "input": {},
-           "denoiser": {"method": "cycleisp", "path": str(tmp_path / "missing" / "sidd_rgb.pth"), "sha256": "ab"}}
+    cyc = {
+        "stage": "lnp",
+        "save_mode": "compat",
+        "input": {},
+        "denoiser": {
+            "method": "cycleisp",
+            "path": str(tmp_path / "missing" / "sidd_rgb.pth"),
+            "sha256": "ab",
+        },
+    }
     with pytest.raises(PipelineMismatchError, match="CycleISP"):
         build_feature_pipeline(cyc)
-    sam = {"stage": "segmentation", "face_format": "png", "input": {},
-           "segmenter": {"method": "sam", "name": "sam_vit_h_points", "model_type": "vit_h", "prompt": "points",
-                         "weights": {"file": "sam_vit_h_4b8939.pth", "path": str(tmp_path / "nope.pth")}}}
+    sam = {
+        "stage": "segmentation",
+        "face_format": "png",
+        "input": {},
+        "segmenter": {
+            "method": "sam",
+            "name": "sam_vit_h_points",
+            "model_type": "vit_h",
+            "prompt": "points",
+            "weights": {"file": "sam_vit_h_4b8939.pth", "path": str(tmp_path / "nope.pth")},
+        },
+    }
     with pytest.raises(PipelineMismatchError, match="SAM vit_h"):
         build_feature_pipeline(sam)
     with pytest.raises(PipelineMismatchError, match="unknown feature stage"):
@@ -244,14 +299,31 @@ def test_robustness_rows_and_perturbed_features(trees: dict[str, Path], tmp_path
     from dfig.data.images import load_rgb
     from dfig.robustness import DEFAULT_PERTURBATIONS, _perturbed_reader, evaluate_robustness
 
-    assert [p[0] for p in DEFAULT_PERTURBATIONS] == ["none", "jpeg_q95", "jpeg_q75", "jpeg_q50", "blur_s1",
-                                                     "blur_s2", "downscale_0.5"]
+    assert [p[0] for p in DEFAULT_PERTURBATIONS] == [
+        "none",
+        "jpeg_q95",
+        "jpeg_q75",
+        "jpeg_q50",
+        "blur_s1",
+        "blur_s2",
+        "downscale_0.5",
+    ]
     feats = io.read_stage_meta(trees["compat"])
     ck = fake_checkpoint(tmp_path / "m.pth", feats)
     pert = DEFAULT_PERTURBATIONS[:1] + DEFAULT_PERTURBATIONS[3:4]
     df = evaluate_robustness(ck, trees["raw"], perturbations=pert, n_boot=20)
     assert list(df["perturbation"]) == ["none", "jpeg_q50"] and (df["n"] == 4).all()
-    assert {"acc", "ap", "roc_auc", "eer", "acc_val_thr", "roc_auc_lo", "roc_auc_hi", "ap_lo", "ap_hi"} <= set(df)
+    assert {
+        "acc",
+        "ap",
+        "roc_auc",
+        "eer",
+        "acc_val_thr",
+        "roc_auc_lo",
+        "roc_auc_hi",
+        "ap_lo",
+        "ap_hi",
+    } <= set(df)
     assert df.attrs["pipeline"] == "segment[prior, face png] -> LNP[classical, compat]"
     # the reference row reads exactly the features predict --raw computes; JPEG q50 changes them
     pipe = build_feature_pipeline(feats)
@@ -262,8 +334,9 @@ def test_robustness_rows_and_perturbed_features(trees: dict[str, Path], tmp_path
 
 
 def test_center_region_option_is_applied_in_predict(trees: dict[str, Path], tmp_path: Path) -> None:
-    ck = fake_checkpoint(tmp_path / "m.pth", io.read_stage_meta(trees["compat"]), center_region=40,
-                         eval_cropSize=40)
+    ck = fake_checkpoint(
+        tmp_path / "m.pth", io.read_stage_meta(trees["compat"]), center_region=40, eval_cropSize=40
+    )
     d_lnp = predict_folder(ck, trees["compat"])
     d_raw = predict_folder(ck, trees["raw"], raw=True)
     np.testing.assert_allclose(np.sort(d_lnp["p_fake"]), np.sort(d_raw["p_fake"]), atol=1e-6)

@@ -38,15 +38,40 @@ def tiny_sam(checkpoint: str | None = None) -> torch.nn.Module:
 
     torch.manual_seed(0)
     size, patch, dim = 256, 16, 32
-    encoder = ImageEncoderViT(depth=2, embed_dim=dim, img_size=size, mlp_ratio=4, num_heads=2, patch_size=patch,
-                              norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
-                              global_attn_indexes=[1], window_size=4, out_chans=dim)
-    prompt = PromptEncoder(embed_dim=dim, image_embedding_size=(size // patch, size // patch),
-                           input_image_size=(size, size), mask_in_chans=16)
-    decoder = MaskDecoder(num_multimask_outputs=3, transformer_dim=dim, iou_head_depth=3, iou_head_hidden_dim=dim,
-                          transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=64, num_heads=2))
-    sam = Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder,
-              pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+    encoder = ImageEncoderViT(
+        depth=2,
+        embed_dim=dim,
+        img_size=size,
+        mlp_ratio=4,
+        num_heads=2,
+        patch_size=patch,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        qkv_bias=True,
+        use_rel_pos=True,
+        global_attn_indexes=[1],
+        window_size=4,
+        out_chans=dim,
+    )
+    prompt = PromptEncoder(
+        embed_dim=dim,
+        image_embedding_size=(size // patch, size // patch),
+        input_image_size=(size, size),
+        mask_in_chans=16,
+    )
+    decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer_dim=dim,
+        iou_head_depth=3,
+        iou_head_hidden_dim=dim,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=64, num_heads=2),
+    )
+    sam = Sam(
+        image_encoder=encoder,
+        prompt_encoder=prompt,
+        mask_decoder=decoder,
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
     return sam.eval()
 
 
@@ -75,20 +100,28 @@ def raws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         d = base / "photos" / "raw" / "test" / cls
         d.mkdir(parents=True)
         for i in range(2):
-            img = np.stack([xx * 3 + 40, yy * 2 + 60, (xx + yy) + 20], -1) + rng.normal(0, noise, (SIZE, SIZE, 3))
+            img = np.stack([xx * 3 + 40, yy * 2 + 60, (xx + yy) + 20], -1) + rng.normal(
+                0, noise, (SIZE, SIZE, 3)
+            )
             Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(d / f"{cls}_{i}.jpg", quality=90)
-    return {"synthetic": generate(base / "synthetic" / "raw", n_train=1, n_eval=2, size=SIZE),
-            "photos": base / "photos" / "raw"}
+    return {
+        "synthetic": generate(base / "synthetic" / "raw", n_train=1, n_eval=2, size=SIZE),
+        "photos": base / "photos" / "raw",
+    }
 
 
 #: every combination on the synthetic set (smoke's data); on photos, the fallback and the paper settings
-SETTINGS = [("synthetic", seg, den, mode) for seg in ("prior", "sam") for den in ("classical", "cycleisp")
-            for mode in ("compat", "clean")] + [("photos", "prior", "classical", "compat"),
-                                                ("photos", "sam", "cycleisp", "clean")]
+SETTINGS = [
+    ("synthetic", seg, den, mode)
+    for seg in ("prior", "sam")
+    for den in ("classical", "cycleisp")
+    for mode in ("compat", "clean")
+] + [("photos", "prior", "classical", "compat"), ("photos", "sam", "cycleisp", "clean")]
 
 
-def build_tree(raw: Path, out: Path, stand_ins: dict[str, Path], segmenter: str, denoiser: str,
-               save_mode: str) -> Path:
+def build_tree(
+    raw: Path, out: Path, stand_ins: dict[str, Path], segmenter: str, denoiser: str, save_mode: str
+) -> Path:
     """The training features, made by the real stages as notebooks 01 and 02 make them."""
     from dfig.denoise import build_denoiser
     from dfig.lnp import extract_tree
@@ -96,8 +129,9 @@ def build_tree(raw: Path, out: Path, stand_ins: dict[str, Path], segmenter: str,
 
     faces = out / f"faces_{segmenter}"
     if not (faces / "dfig_stage.json").exists() or read_stage_meta(faces).get("counts") is None:
-        seg, rec = build_segmenter(segmenter, model_type="vit_b", checkpoint=stand_ins["sam"], verify="none",
-                                   allow_fallback=True)
+        seg, rec = build_segmenter(
+            segmenter, model_type="vit_b", checkpoint=stand_ins["sam"], verify="none", allow_fallback=True
+        )
         segment_tree(raw, faces, seg, record=rec, progress=False)
     den, rec = build_denoiser(denoiser, checkpoint=stand_ins["cycleisp"] if denoiser == "cycleisp" else None)
     lnp = out / f"lnp_{segmenter}_{denoiser}_{save_mode}"
@@ -108,16 +142,24 @@ def build_tree(raw: Path, out: Path, stand_ins: dict[str, Path], segmenter: str,
 def test_tiny_sam_stand_in_segments_something(stand_ins: dict[str, Path]) -> None:
     from dfig.segment import SamSegmenter, build_segmenter
 
-    seg, rec = build_segmenter("sam", model_type="vit_b", checkpoint=stand_ins["sam"], verify="none",
-                               allow_fallback=False)
+    seg, rec = build_segmenter(
+        "sam", model_type="vit_b", checkpoint=stand_ins["sam"], verify="none", allow_fallback=False
+    )
     assert isinstance(seg, SamSegmenter) and rec["weights"]["file"] == "sam_vit_b_01ec64.pth"
     area = seg.segment(np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).mask.mean()
     assert 0.0 < area < 1.0  # a real mask, unlike the prior's fixed ellipse or 'none'
 
 
 @pytest.mark.parametrize(("kind", "segmenter", "denoiser", "save_mode"), SETTINGS)
-def test_raw_path_gives_the_feature_path_scores(raws: dict[str, Path], stand_ins: dict[str, Path], tmp_path: Path,
-                                                kind: str, segmenter: str, denoiser: str, save_mode: str) -> None:
+def test_raw_path_gives_the_feature_path_scores(
+    raws: dict[str, Path],
+    stand_ins: dict[str, Path],
+    tmp_path: Path,
+    kind: str,
+    segmenter: str,
+    denoiser: str,
+    save_mode: str,
+) -> None:
     raw = raws[kind]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

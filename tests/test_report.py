@@ -8,8 +8,15 @@ import pytest
 
 from dfig import evaluate, io, paths, report
 
-RUNS = ["mobilev2_mode0", "mobilev2_mode1", "mobilev2_mode2", "mobilev2_nosam", "mobilev2_spec3ch",
-        "mobilev2_rgb", "mobilev2_clean"]
+RUNS = [
+    "mobilev2_mode0",
+    "mobilev2_mode1",
+    "mobilev2_mode2",
+    "mobilev2_nosam",
+    "mobilev2_spec3ch",
+    "mobilev2_rgb",
+    "mobilev2_clean",
+]
 
 
 def _fake_results(profile: str) -> None:
@@ -19,14 +26,31 @@ def _fake_results(profile: str) -> None:
         for split in ("val", "test"):
             y = np.repeat([0, 1], 40)
             p = np.clip(0.5 + (y - 0.5) * (0.2 + 0.05 * i) + rng.normal(0, 0.25, y.size), 0, 1)
-            df = pd.DataFrame({"path": [f"{split}/{k}.png" for k in range(y.size)], "label": y, "p_fake": p,
-                               "pred": (p >= 0.5).astype(int)})
+            df = pd.DataFrame(
+                {
+                    "path": [f"{split}/{k}.png" for k in range(y.size)],
+                    "label": y,
+                    "p_fake": p,
+                    "pred": (p >= 0.5).astype(int),
+                }
+            )
             dest = paths.predictions_dir(profile) / f"{run}_{split}.csv"
             dest.parent.mkdir(parents=True, exist_ok=True)
             df.to_csv(dest, index=False)
         mode = run.split("_")[1].replace("mode", "") if "mode" in run else "0"
-        io.save_metrics({"name": run, "arch": "mobilev2", "train_mode": mode, "tag": "", "features": "lnp",
-                         "epochs": 3, "train_minutes": 1.5, "threshold": 0.5}, f"train_{run}")
+        io.save_metrics(
+            {
+                "name": run,
+                "arch": "mobilev2",
+                "train_mode": mode,
+                "tag": "",
+                "features": "lnp",
+                "epochs": 3,
+                "train_minutes": 1.5,
+                "threshold": 0.5,
+            },
+            f"train_{run}",
+        )
 
 
 @pytest.fixture()
@@ -43,7 +67,10 @@ def built(monkeypatch: pytest.MonkeyPatch):
 def test_tables_hold_reported_values_beside_ours(built) -> None:
     t6 = pd.read_csv(paths.tables_dir("sample") / "table6_fusion.csv")
     rep = evaluate.reported()
-    assert t6.loc[t6["variant"].str.contains("mode 0"), "ResNet-50 reported acc"].item() == rep["table6_fusion"]["mode0"]["res50"]
+    assert (
+        t6.loc[t6["variant"].str.contains("mode 0"), "ResNet-50 reported acc"].item()
+        == rep["table6_fusion"]["mode0"]["res50"]
+    )
     # our MobileNetV2 mode-0 accuracy equals the accuracy computed from its predictions
     runs, _ = built
     ours = t6.loc[t6["variant"].str.contains("mode 0"), "MobileNetV2 acc"].item()

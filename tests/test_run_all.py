@@ -31,8 +31,12 @@ def test_unknown_parameter_is_rejected(run_all) -> None:
 def test_train_runs_are_named_by_arch_and_mode(run_all) -> None:
     runs = run_all.expand(run_all.load_profile("smoke"), None, {})
     names = {r["name"] for r in runs}
-    assert {"04_train__mobilev2_mode0", "04_train__mobilev2_mode1", "04_train__mobilev2_mode2",
-            "04_train__mobilev2_nosam"} <= names
+    assert {
+        "04_train__mobilev2_mode0",
+        "04_train__mobilev2_mode1",
+        "04_train__mobilev2_mode2",
+        "04_train__mobilev2_nosam",
+    } <= names
 
 
 def test_paper_profile_refuses_without_weights_and_data(run_all, tmp_path: Path, monkeypatch) -> None:
@@ -57,8 +61,11 @@ def test_failure_names_notebook_and_cell(run_all, tmp_path: Path, monkeypatch, c
     nb = nbformat.v4.new_notebook()
     p = nbformat.v4.new_code_cell("profile = 'smoke'")
     p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# broken\nWrites nothing"), p,
-                nbformat.v4.new_code_cell("raise ValueError('boom in cell two')")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# broken\nWrites nothing"),
+        p,
+        nbformat.v4.new_code_cell("raise ValueError('boom in cell two')"),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()

@@ -24,6 +24,7 @@ SAM_B_FILE = "sam_vit_b_01ec64.pth"
 # ---------------------------------------------------------------------------------------------
 # fixtures
 
+
 @pytest.fixture(scope="module")
 def sam_b_state() -> dict[str, torch.Tensor]:
     """A randomly initialised SAM vit_b state dict (fixed seed)."""
@@ -47,8 +48,9 @@ def tiny_sam():
     from segment_anything.build_sam import _build_sam
 
     torch.manual_seed(0)
-    return _build_sam(encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2,
-                      encoder_global_attn_indexes=[1])
+    return _build_sam(
+        encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1]
+    )
 
 
 def _img(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -82,15 +84,18 @@ def _read_rows(path: Path) -> dict[str, dict[str, str]]:
 # ---------------------------------------------------------------------------------------------
 # geometry and fallbacks
 
+
 @pytest.mark.parametrize("hw", [(256, 256), (128, 96), (1024, 1024)])
 def test_prior_mask_geometry(hw: tuple[int, int]) -> None:
     h, w = hw
     m = S.prior_mask(h, w)
     assert m.shape == (h, w) and m.dtype == bool
-    assert m[h // 2, w // 2] and m[int(0.47 * h), int(0.375 * w)] and m[int(0.71 * h), w // 2]  # centre, eye, mouth
+    assert (
+        m[h // 2, w // 2] and m[int(0.47 * h), int(0.375 * w)] and m[int(0.71 * h), w // 2]
+    )  # centre, eye, mouth
     assert not (m[0, 0] or m[0, -1] or m[-1, 0] or m[-1, -1])
-    assert not m[: int(0.13 * h)].any() and not m[int(0.91 * h):].any()  # inside the face box only
-    assert not m[:, : int(0.17 * w)].any() and not m[:, int(0.83 * w) + 1:].any()
+    assert not m[: int(0.13 * h)].any() and not m[int(0.91 * h) :].any()  # inside the face box only
+    assert not m[:, : int(0.17 * w)].any() and not m[:, int(0.83 * w) + 1 :].any()
     # ellipse area pi*a*b with a = 0.32 W, b = 0.38 H: the same fraction at every size
     assert m.mean() == pytest.approx(math.pi * 0.32 * 0.38, abs=0.01)
 
@@ -123,7 +128,9 @@ def test_apply_mask_zeroes_background() -> None:
         S.apply_mask(rgb, mask[:, :5])
 
 
-def test_fallbacks_recorded_and_refused_in_paper_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fallbacks_recorded_and_refused_in_paper_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     empty = tmp_path / "no_weights"
     empty.mkdir()
     with pytest.warns(FallbackWarning, match="prior"):
@@ -161,6 +168,7 @@ def test_unknown_names() -> None:
 # ---------------------------------------------------------------------------------------------
 # SAM checkpoint loading (vit_b, random weights saved as the official file)
 
+
 def test_sam_vit_b_loads_strictly(sam_b_file: Path, sam_b_state: dict[str, torch.Tensor]) -> None:
     # the random file is not the official one (size differs): the size check says so ...
     with pytest.raises(WrongWeightsError, match="wrong size"):
@@ -196,6 +204,7 @@ def test_sam_wrong_keys_listed(tmp_path: Path, sam_b_state: dict[str, torch.Tens
 # ---------------------------------------------------------------------------------------------
 # prompts on a tiny SAM: one encoder pass per image
 
+
 @pytest.mark.parametrize("prompt", ["points", "box", "auto"])
 def test_prompts_one_encoder_pass(tiny_sam, prompt: str) -> None:
     calls = _count_encoder(tiny_sam)
@@ -214,6 +223,7 @@ def test_prompts_one_encoder_pass(tiny_sam, prompt: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # segment_tree
+
 
 def test_segment_tree_prior(tmp_path: Path) -> None:
     raw = _make_tree(tmp_path / "raw")
@@ -246,7 +256,10 @@ def test_segment_tree_prior(tmp_path: Path) -> None:
     assert meta["counts"]["faces_in_csv"] == 8 and meta["counts"]["this_run"]["done"] == 8
     assert meta["input"] == {} and meta["face_format"] == "png"
     assert not any(p.name.endswith(".part") or ".part." in p.name for p in tmp_path.rglob("*"))
-    assert sorted(p.name for p in (raw / "train/real").iterdir()) == ["real0.jpg", "real1.jpg"]  # input untouched
+    assert sorted(p.name for p in (raw / "train/real").iterdir()) == [
+        "real0.jpg",
+        "real1.jpg",
+    ]  # input untouched
 
     rep2 = S.segment_tree(raw, out, seg, record=rec, progress=False)
     assert rep2.done == 0 and rep2.skipped_existing == 8 and len(rep2.failed) == 1
@@ -260,7 +273,8 @@ def test_segment_tree_prior(tmp_path: Path) -> None:
     assert rep3.done == 1 and rep3.skipped_existing == 7
     rows3 = _read_rows(out / S.CSV_NAME)
     assert sorted(rows3) == faces and float(rows3["train/fake/fake0.png"]["mask_area"]) == pytest.approx(
-        float(rows["train/fake/fake0.png"]["mask_area"]), abs=1e-5)
+        float(rows["train/fake/fake0.png"]["mask_area"]), abs=1e-5
+    )
 
     # resuming with another segmenter would mix methods: refused
     with pytest.warns(FallbackWarning):
@@ -290,7 +304,9 @@ def test_cli_prior(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     raw = _make_tree(tmp_path / "raw")
     out = tmp_path / "faces"
     with pytest.warns(FallbackWarning):
-        rc = S.main(["--input_dir", str(raw), "--output_dir", str(out), "--segmenter", "prior", "--no_progress"])
+        rc = S.main(
+            ["--input_dir", str(raw), "--output_dir", str(out), "--segmenter", "prior", "--no_progress"]
+        )
     txt = capsys.readouterr().out
     assert rc == 0 and "wrote 8" in txt and "failed 1" in txt and "broken.jpg" in txt and "FALLBACK" in txt
     assert len(list((tmp_path / "masks").rglob("*.png"))) == 8
@@ -298,6 +314,7 @@ def test_cli_prior(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # SAM vit_b (random weights) on real faces
+
 
 @pytest.mark.slow
 def test_sam_vit_b_on_face_sample(sample_dir: Path, sam_b_file: Path) -> None:

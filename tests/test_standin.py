@@ -41,7 +41,6 @@ def policy(monkeypatch: pytest.MonkeyPatch):
     return set_policy
 
 
-
 def test_every_kind_loads_through_the_strict_loaders(standin_dir: Path, policy) -> None:
     from dfig.denoise import load_cycleisp
     from dfig.models import build_detector

@@ -48,8 +48,11 @@ def test_counts_labels_meta(default_set: Path) -> None:
     meta = read_stage_meta(default_set)
     assert meta["synthetic"] is True and meta["generator"] == GENERATOR and meta["seed"] == 0
     assert meta["params"] == {"seed": 0, "size": 128, "n_train": 48, "n_eval": 16}
-    assert meta["counts"] == {"train": {"real": 48, "fake": 48}, "val": {"real": 16, "fake": 16},
-                              "test": {"real": 16, "fake": 16}}
+    assert meta["counts"] == {
+        "train": {"real": 48, "fake": 48},
+        "val": {"real": 16, "fake": 16},
+        "test": {"real": 16, "fake": 16},
+    }
     assert "SYNTHETIC" in (default_set / "README.txt").read_text()
     with Image.open(found["val"][0].path) as im:
         assert im.format == "PNG" and im.mode == "RGB" and im.size == (128, 128)
@@ -62,7 +65,9 @@ def test_is_synthetic_follows_stage_chain(tmp_path: Path, default_set: Path) -> 
     plain.mkdir()
     assert not is_synthetic(plain)
     derived = tmp_path / "lnp"
-    write_stage_meta(derived, {"stage": "lnp", "input": {"stage": "segment", "input": read_stage_meta(default_set)}})
+    write_stage_meta(
+        derived, {"stage": "lnp", "input": {"stage": "segment", "input": read_stage_meta(default_set)}}
+    )
     assert is_synthetic(derived)
     write_stage_meta(plain, {"stage": "lnp", "input": {"stage": "segment", "input": {}}})
     assert not is_synthetic(plain)
@@ -93,7 +98,12 @@ def _peak_statistic(img: np.ndarray) -> float:
     r = x - (np.roll(x, 1, 0) + np.roll(x, -1, 0) + np.roll(x, 1, 1) + np.roll(x, -1, 1)) / 4
     power = np.abs(np.fft.fft2(r)) ** 2
     n = x.shape[0]
-    peaks = [power[n // 2, :].mean(), power[:, n // 2].mean(), power[n // 4, :].mean(), power[:, n // 4].mean()]
+    peaks = [
+        power[n // 2, :].mean(),
+        power[:, n // 2].mean(),
+        power[n // 4, :].mean(),
+        power[:, n // 4].mean(),
+    ]
     return float(np.mean(peaks) / power.mean())
 
 

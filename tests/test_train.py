@@ -53,9 +53,22 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_opts(tree: Path, ckdir: Path, **kw) -> TrainOptions:
-    base = dict(name="tiny", dataroot=str(tree), classes="face", arch="mobilev2", train_mode=0, batch_size=8,
-                loadSize=40, cropSize=32, niter=2, checkpoints_dir=str(ckdir), num_threads=1, seed=0,
-                progress=False, device="cpu")
+    base = dict(
+        name="tiny",
+        dataroot=str(tree),
+        classes="face",
+        arch="mobilev2",
+        train_mode=0,
+        batch_size=8,
+        loadSize=40,
+        cropSize=32,
+        niter=2,
+        checkpoints_dir=str(ckdir),
+        num_threads=1,
+        seed=0,
+        progress=False,
+        device="cpu",
+    )
     base.update(kw)
     return TrainOptions(**base)
 
@@ -111,7 +124,9 @@ def test_best_checkpoint_loads_with_models_api(run2: tuple[TrainOptions, dict]) 
     from dfig.models import load_detector
 
     opts, _ = run2
-    model, ck = load_detector(opts.run_dir / "model_epoch_best.pth", "cpu", expect_arch="mobilev2", expect_mode=0)
+    model, ck = load_detector(
+        opts.run_dir / "model_epoch_best.pth", "cpu", expect_arch="mobilev2", expect_mode=0
+    )
     x = torch.randn(2, 3, 32, 32)
     assert model(x).shape == (2,)
     assert ck["features"] == FEATURES
@@ -231,17 +246,38 @@ def test_rng_state_roundtrip_is_weights_only_safe(tmp_path: Path) -> None:
 
 
 def test_cli_flags_map_to_options(tmp_path: Path) -> None:
-    o = options_from_args(["--name", "n", "--dataroot", "D", "--classes", "face", "--arch", "res34",
-                           "--train_mode", "2", "--blur_sig", "0.5,1.5", "--jpg_qual", "75", "--no_flip",
-                           "--pretrained", "none", "--max_minutes", "4.5"])
+    o = options_from_args(
+        [
+            "--name",
+            "n",
+            "--dataroot",
+            "D",
+            "--classes",
+            "face",
+            "--arch",
+            "res34",
+            "--train_mode",
+            "2",
+            "--blur_sig",
+            "0.5,1.5",
+            "--jpg_qual",
+            "75",
+            "--no_flip",
+            "--pretrained",
+            "none",
+            "--max_minutes",
+            "4.5",
+        ]
+    )
     assert (o.name, o.dataroot, o.arch, o.train_mode, o.no_flip) == ("n", "D", "res34", 2, True)
     assert o.blur_sig == (0.5, 1.5) and o.jpg_qual == (75, 75)
     assert o.pretrained is None and o.max_minutes == 4.5
     assert options_from_args(["--dataroot", "D", "--train_mode", "lnp"]).train_mode == "lnp"
 
 
-@pytest.mark.parametrize("bad", [dict(arch="vgg"), dict(train_mode=7), dict(earlystop_metric="f1"),
-                                 dict(dataroot="")])
+@pytest.mark.parametrize(
+    "bad", [dict(arch="vgg"), dict(train_mode=7), dict(earlystop_metric="f1"), dict(dataroot="")]
+)
 def test_bad_options_are_named(bad: dict) -> None:
     o = TrainOptions(**{"dataroot": "D", **bad})
     with pytest.raises(ValueError, match=next(iter(bad))):
@@ -271,6 +307,8 @@ def test_center_region_for_images_and_arrays() -> None:
 
 
 def test_train_with_center_region_and_grid_eval(tree: Path, tmp_path: Path) -> None:
-    res = train(tiny_opts(tree, tmp_path, niter=1, center_region=36, cropSize=24, eval_crop="grid", eval_grid=2))
+    res = train(
+        tiny_opts(tree, tmp_path, niter=1, center_region=36, cropSize=24, eval_crop="grid", eval_grid=2)
+    )
     assert res["epochs"] == 1 and len(pd.read_csv(res["predictions"]["test"])) == 16
     assert load_checkpoint(Path(res["paths"]["best"]))["options"]["center_region"] == 36

@@ -23,12 +23,22 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_registry_facts() -> None:
-    assert set(W.WEIGHTS) >= {"sam_vit_h", "sam_vit_l", "sam_vit_b", "cycleisp_sidd_rgb", "resnet50",
-                              "resnet34", "mobilenet_v2", "mobilenetv2_c5e733a8"}
+    assert set(W.WEIGHTS) >= {
+        "sam_vit_h",
+        "sam_vit_l",
+        "sam_vit_b",
+        "cycleisp_sidd_rgb",
+        "resnet50",
+        "resnet34",
+        "mobilenet_v2",
+        "mobilenetv2_c5e733a8",
+    }
     assert W.WEIGHTS["sam_vit_h"].size == 2564550879
     assert W.WEIGHTS["sam_vit_l"].size == 1249524607
     assert W.WEIGHTS["sam_vit_b"].size == 375042383
-    assert W.WEIGHTS["sam_vit_b"].url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
+    assert (
+        W.WEIGHTS["sam_vit_b"].url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
+    )
     r50 = W.WEIGHTS["resnet50"]
     assert (r50.filename, r50.size, r50.sha256_prefix) == ("resnet50-19c8e357.pth", 102502400, "19c8e357")
     assert r50.url == "https://download.pytorch.org/models/resnet50-19c8e357.pth"
@@ -87,8 +97,17 @@ def test_hash_prefix_checked_for_torchvision_names(tmp_path: Path) -> None:
 def test_hash_recorded_then_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = os.urandom(4096)
     digest = hashlib.sha256(data).hexdigest()
-    toy = W.WeightSpec("toy", f"toy-{digest[:8]}.pth", "https://example.org/toy.pth", 4096, None, digest[:8],
-                       "backbone", "tests", "a toy entry")
+    toy = W.WeightSpec(
+        "toy",
+        f"toy-{digest[:8]}.pth",
+        "https://example.org/toy.pth",
+        4096,
+        None,
+        digest[:8],
+        "backbone",
+        "tests",
+        "a toy entry",
+    )
     monkeypatch.setitem(W.WEIGHTS, "toy", toy)
     f = _write(tmp_path / toy.filename, data)
     assert W.locate("toy", tmp_path) == f
@@ -120,15 +139,27 @@ def test_status_and_cli(tmp_path: Path) -> None:
     assert [r["name"] for r in rows] == list(W.WEIGHTS)
     assert all(r["state"] == "missing" for r in rows)
     env = {**os.environ, "DFIG_WEIGHTS": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "dfig.weights", "--dir", str(tmp_path)], capture_output=True,
-                         text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "dfig.weights", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
-    assert "missing" in out.stdout and "https://download.pytorch.org/models/resnet50-19c8e357.pth" in out.stdout
+    assert (
+        "missing" in out.stdout and "https://download.pytorch.org/models/resnet50-19c8e357.pth" in out.stdout
+    )
     assert str(tmp_path) in out.stdout
     _write(tmp_path / "sam_vit_l_0b3195.pth", b"\0" * 7)
     _write(tmp_path / "sidd_rgb.pth", b"abc")
-    out = subprocess.run([sys.executable, "-m", "dfig.weights", "--dir", str(tmp_path), "--hash"],
-                         capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "dfig.weights", "--dir", str(tmp_path), "--hash"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 1  # a wrong file is an error
     assert "wrong size" in out.stdout and "1,249,524,607" in out.stdout
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("cycleisp_sidd_rgb"))

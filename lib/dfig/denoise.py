@@ -73,8 +73,11 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int = N_FEATS, reduction: int = REDUCTION) -> None:
         super().__init__()
         self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1), nn.Sigmoid())
+            nn.Conv2d(channels, channels // reduction, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))
@@ -112,12 +115,18 @@ class DualAttentionBlock(nn.Module):
         ca = self.CA.conv_du(rv.mean(1).view(n, c, 1, 1)).view(n, 1, c)
         wab = self.conv1x1.weight.view(c, 2 * c)
         wa, wb = wab[:, :c], wab[:, c:]
-        wt = torch.cat([wa.t().expand(n, c, c), (wb.unsqueeze(0) * ca).transpose(1, 2),
-                        torch.full((n, c, 1), 1.0 / c, dtype=wab.dtype, device=wab.device)], dim=2)
+        wt = torch.cat(
+            [
+                wa.t().expand(n, c, c),
+                (wb.unsqueeze(0) * ca).transpose(1, 2),
+                torch.full((n, c, 1), 1.0 / c, dtype=wab.dtype, device=wab.device),
+            ],
+            dim=2,
+        )
         y = torch.bmm(rv, wt.to(rv.dtype))  # (n, hw, 2c+1): Wa res | Wb diag(c) res | channel mean
         pooled = torch.stack([rv.amax(-1), y[..., 2 * c]], 1).view(n, 2, h, w)
         s = torch.sigmoid(self.SA.spatial(pooled)).view(n, h * w, 1)
-        out = torch.addcmul(y[..., c:2 * c], y[..., :c], s)
+        out = torch.addcmul(y[..., c : 2 * c], y[..., :c], s)
         out += x.permute(0, 2, 3, 1).reshape(n, h * w, c)
         out += self.conv1x1.bias
         return out.view(n, h, w, c).permute(0, 3, 1, 2)
@@ -128,8 +137,9 @@ class ResidualGroup(nn.Module):
 
     def __init__(self, n_feats: int = N_FEATS, n_blocks: int = N_BLOCKS) -> None:
         super().__init__()
-        self.body = nn.Sequential(*[DualAttentionBlock(n_feats) for _ in range(n_blocks)],
-                                  _conv(n_feats, n_feats))
+        self.body = nn.Sequential(
+            *[DualAttentionBlock(n_feats) for _ in range(n_blocks)], _conv(n_feats, n_feats)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + x
@@ -141,8 +151,11 @@ class CycleISPDenoiser(nn.Module):
     def __init__(self, n_feats: int = N_FEATS, n_groups: int = N_GROUPS, n_blocks: int = N_BLOCKS) -> None:
         super().__init__()
         self.head = nn.Sequential(_conv(3, n_feats))
-        self.body = nn.Sequential(*[ResidualGroup(n_feats, n_blocks) for _ in range(n_groups)],
-                                  _conv(n_feats, n_feats), nn.PReLU(n_feats))
+        self.body = nn.Sequential(
+            *[ResidualGroup(n_feats, n_blocks) for _ in range(n_groups)],
+            _conv(n_feats, n_feats),
+            nn.PReLU(n_feats),
+        )
         self.tail = nn.Sequential(_conv(n_feats, 3))
         self.source: dict[str, Any] = {"method": "cycleisp", "weights": None}
 
@@ -174,6 +187,7 @@ def cycleisp_flops(height: int, width: int) -> float:
 # ---------------------------------------------------------------------------------------------
 # loading
 
+
 class CheckpointMismatchError(weights.WrongWeightsError):
     """A checkpoint's keys or shapes do not match the network; the message lists every difference."""
 
@@ -189,14 +203,15 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
         raise weights.WrongWeightsError(
             f"{p}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]}). "
-            "Re-download it; `python -m dfig.weights` says from where.") from e
+            "Re-download it; `python -m dfig.weights` says from where."
+        ) from e
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise weights.WrongWeightsError(f"{p}: not a state dict of tensors (found {type(obj).__name__}).")
     sd = dict(obj)
     if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
@@ -205,26 +220,36 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: s
     want = model.state_dict()
     missing = sorted(set(want) - set(sd))
     unexpected = sorted(set(sd) - set(want))
-    shapes = sorted(f"{k}: file {tuple(sd[k].shape)} vs model {tuple(want[k].shape)}"
-                    for k in set(want) & set(sd) if tuple(sd[k].shape) != tuple(want[k].shape))
+    shapes = sorted(
+        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(want[k].shape)}"
+        for k in set(want) & set(sd)
+        if tuple(sd[k].shape) != tuple(want[k].shape)
+    )
     if missing or unexpected or shapes:
+
         def lst(xs: list[str]) -> str:
             return "; ".join(xs[:12]) + (f"; ... ({len(xs) - 12} more)" if len(xs) > 12 else "")
-        parts = [f"{source} does not match {type(model).__name__} ({len(sd)} keys in the file, "
-                 f"{len(want)} expected)"]
+
+        parts = [
+            f"{source} does not match {type(model).__name__} ({len(sd)} keys in the file, "
+            f"{len(want)} expected)"
+        ]
         if missing:
             parts.append(f"missing keys ({len(missing)}): {lst(missing)}")
         if unexpected:
             parts.append(f"unexpected keys ({len(unexpected)}): {lst(unexpected)}")
         if shapes:
             parts.append(f"shape mismatches ({len(shapes)}): {lst(shapes)}")
-        parts.append("Is this the CycleISP sRGB denoiser file sidd_rgb.pth? `python -m dfig.weights` "
-                     "says where to get it.")
+        parts.append(
+            "Is this the CycleISP sRGB denoiser file sidd_rgb.pth? `python -m dfig.weights` "
+            "says where to get it."
+        )
         raise CheckpointMismatchError("\n  ".join(parts))
 
 
-def load_cycleisp(path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
-                  verify: str = "size") -> CycleISPDenoiser:
+def load_cycleisp(
+    path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu", verify: str = "size"
+) -> CycleISPDenoiser:
     """Build :class:`CycleISPDenoiser` and load ``sidd_rgb.pth`` strictly (eval mode, on ``device``).
 
     ``path``: the file, a folder holding it, or ``None`` for the weights folder
@@ -236,13 +261,16 @@ def load_cycleisp(path: str | os.PathLike[str] | None = None, device: str | torc
     sd = read_state_dict(p)
     check_state_dict(model, sd, source=str(p))
     model.load_state_dict(sd, strict=True)
-    rec = weights.weights_record(CYCLEISP_WEIGHTS, p) if verify != "none" else {"file": p.name, "path": str(p)}
+    rec = (
+        weights.weights_record(CYCLEISP_WEIGHTS, p) if verify != "none" else {"file": p.name, "path": str(p)}
+    )
     model.source = {"method": "cycleisp", **rec}
     return model.eval().to(device)
 
 
 # ---------------------------------------------------------------------------------------------
 # classical fallback
+
 
 class ClassicalDenoiser:
     """OpenCV non-local means on the 3-channel image; ``residual(x) = x - NLM(x)``.
@@ -300,13 +328,20 @@ class ClassicalDenoiser:
 # ---------------------------------------------------------------------------------------------
 # registry
 
-def _build_cycleisp(checkpoint: str | os.PathLike[str] | None, device: str | torch.device,
-                    allow_fallback: bool | None) -> tuple[Any, dict[str, Any]]:
+
+def _build_cycleisp(
+    checkpoint: str | os.PathLike[str] | None, device: str | torch.device, allow_fallback: bool | None
+) -> tuple[Any, dict[str, Any]]:
     try:
         model = load_cycleisp(checkpoint, device)
     except weights.MissingWeightsError as e:
-        rec = use_fallback("lnp", "classical denoiser (OpenCV non-local means)", "CycleISP sidd_rgb.pth",
-                           str(e).split(". ")[0], allowed=allow_fallback)
+        rec = use_fallback(
+            "lnp",
+            "classical denoiser (OpenCV non-local means)",
+            "CycleISP sidd_rgb.pth",
+            str(e).split(". ")[0],
+            allowed=allow_fallback,
+        )
         den = ClassicalDenoiser()
         record = {**den.source, "fallback": rec}
         den.source = record
@@ -314,8 +349,9 @@ def _build_cycleisp(checkpoint: str | os.PathLike[str] | None, device: str | tor
     return model, dict(model.source)
 
 
-def _build_classical(checkpoint: str | os.PathLike[str] | None, device: str | torch.device,
-                     allow_fallback: bool | None) -> tuple[Any, dict[str, Any]]:
+def _build_classical(
+    checkpoint: str | os.PathLike[str] | None, device: str | torch.device, allow_fallback: bool | None
+) -> tuple[Any, dict[str, Any]]:
     den = ClassicalDenoiser()
     return den, dict(den.source)
 
@@ -326,9 +362,12 @@ DENOISERS: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
 }
 
 
-def build_denoiser(name: str = "cycleisp", checkpoint: str | os.PathLike[str] | None = None,
-                   device: str | torch.device = "cpu",
-                   allow_fallback: bool | None = None) -> tuple[Any, dict[str, Any]]:
+def build_denoiser(
+    name: str = "cycleisp",
+    checkpoint: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    allow_fallback: bool | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """Build a denoiser by registry name; returns ``(denoiser, record)``.
 
     ``cycleisp`` without its weights file goes through :func:`dfig.fallback.use_fallback` (refused
@@ -341,6 +380,18 @@ def build_denoiser(name: str = "cycleisp", checkpoint: str | os.PathLike[str] | 
     return DENOISERS[name](checkpoint, device, allow_fallback)
 
 
-__all__ = ["CycleISPDenoiser", "ClassicalDenoiser", "DualAttentionBlock", "ResidualGroup",
-           "CheckpointMismatchError", "DENOISERS", "build_denoiser", "load_cycleisp", "read_state_dict",
-           "check_state_dict", "cycleisp_flops", "FLOP_PER_PIXEL", "CYCLEISP_WEIGHTS"]
+__all__ = [
+    "CycleISPDenoiser",
+    "ClassicalDenoiser",
+    "DualAttentionBlock",
+    "ResidualGroup",
+    "CheckpointMismatchError",
+    "DENOISERS",
+    "build_denoiser",
+    "load_cycleisp",
+    "read_state_dict",
+    "check_state_dict",
+    "cycleisp_flops",
+    "FLOP_PER_PIXEL",
+    "CYCLEISP_WEIGHTS",
+]

@@ -66,8 +66,10 @@ def load_runs(profile: str) -> dict[str, Run]:
             continue
         runs[name] = Run(name, meta, val, test)
     if not runs:
-        raise FileNotFoundError(f"no training runs in {mdir}: run notebooks/04_train.ipynb first "
-                                f"(or `python run_all.py --profile {profile}`)")
+        raise FileNotFoundError(
+            f"no training runs in {mdir}: run notebooks/04_train.ipynb first "
+            f"(or `python run_all.py --profile {profile}`)"
+        )
     return runs
 
 
@@ -83,16 +85,30 @@ def _row(run: Run, n_boot: int, seed: int) -> dict[str, Any]:
     mv = run.metrics("val", 0.5)
     m_thr = compute_metrics(y, p, run.threshold)
     row: dict[str, Any] = {
-        "run": run.name, "backbone": BACKBONE_NAMES.get(run.arch, run.arch), "mode": run.mode,
-        "features": run.meta.get("features", ""), "spectra_channels": run.meta.get("spectra_channels", 1),
-        "val_acc": mv["acc"], "test_acc": m["acc"], "real_acc": m["real_acc"], "fake_acc": m["fake_acc"],
+        "run": run.name,
+        "backbone": BACKBONE_NAMES.get(run.arch, run.arch),
+        "mode": run.mode,
+        "features": run.meta.get("features", ""),
+        "spectra_channels": run.meta.get("spectra_channels", 1),
+        "val_acc": mv["acc"],
+        "test_acc": m["acc"],
+        "real_acc": m["real_acc"],
+        "fake_acc": m["fake_acc"],
     }
     for metric in ("ap", "roc_auc"):
         point, lo, hi = bootstrap_ci(y, p, metric=metric, n_boot=n_boot, seed=seed)
         row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = point, lo, hi
-    row.update({"eer": m["eer"], "val_threshold": run.threshold, "test_acc_at_val_threshold": m_thr["acc"],
-                "epochs": run.meta.get("epochs"), "train_minutes": run.meta.get("train_minutes"),
-                "n_test": len(y), "pretrained": run.meta.get("pretrained_used", "")})
+    row.update(
+        {
+            "eer": m["eer"],
+            "val_threshold": run.threshold,
+            "test_acc_at_val_threshold": m_thr["acc"],
+            "epochs": run.meta.get("epochs"),
+            "train_minutes": run.meta.get("train_minutes"),
+            "n_test": len(y),
+            "pretrained": run.meta.get("pretrained_used", ""),
+        }
+    )
     return row
 
 
@@ -122,20 +138,27 @@ def backbone_table(models: pd.DataFrame, rep: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for arch, label in BACKBONE_NAMES.items():
         r = _find(models, f"{arch}_mode0")
-        rows.append({
-            "backbone": label, "val_acc": _pct(r["val_acc"]) if r is not None else float("nan"),
-            "test_acc": _pct(r["test_acc"]) if r is not None else float("nan"),
-            "test_auc": float(r["roc_auc"]) if r is not None else float("nan"),
-            "test_ap": float(r["ap"]) if r is not None else float("nan"),
-            "train_minutes": float(r["train_minutes"]) if r is not None and r["train_minutes"] is not None else float("nan"),
-            "reported_val_acc": rep["table1_val"][arch], "reported_test_acc": rep["table2_test"][arch],
-            "reported_hours": rep["table1_hours"][arch],
-        })
+        rows.append(
+            {
+                "backbone": label,
+                "val_acc": _pct(r["val_acc"]) if r is not None else float("nan"),
+                "test_acc": _pct(r["test_acc"]) if r is not None else float("nan"),
+                "test_auc": float(r["roc_auc"]) if r is not None else float("nan"),
+                "test_ap": float(r["ap"]) if r is not None else float("nan"),
+                "train_minutes": float(r["train_minutes"])
+                if r is not None and r["train_minutes"] is not None
+                else float("nan"),
+                "reported_val_acc": rep["table1_val"][arch],
+                "reported_test_acc": rep["table2_test"][arch],
+                "reported_hours": rep["table1_hours"][arch],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _pair_table(models: pd.DataFrame, rep_pair: dict[str, dict[str, float]],
-                variants: list[tuple[str, str, str]]) -> pd.DataFrame:
+def _pair_table(
+    models: pd.DataFrame, rep_pair: dict[str, dict[str, float]], variants: list[tuple[str, str, str]]
+) -> pd.DataFrame:
     """Rows = variants (label, run suffix per arch, reported key); columns per backbone: ours + reported."""
     rows = []
     for label, suffix, rep_key in variants:
@@ -155,9 +178,20 @@ def _ablation(models: pd.DataFrame, variants: list[tuple[str, str]]) -> pd.DataF
         r = _find(models, run)
         if r is None:
             continue
-        rows.append({"input": label, "run": run, "test_acc": _pct(r["test_acc"]), "ap": r["ap"],
-                     "roc_auc": r["roc_auc"], "roc_auc_lo": r["roc_auc_lo"], "roc_auc_hi": r["roc_auc_hi"]})
-    return pd.DataFrame(rows, columns=["input", "run", "test_acc", "ap", "roc_auc", "roc_auc_lo", "roc_auc_hi"])
+        rows.append(
+            {
+                "input": label,
+                "run": run,
+                "test_acc": _pct(r["test_acc"]),
+                "ap": r["ap"],
+                "roc_auc": r["roc_auc"],
+                "roc_auc_lo": r["roc_auc_lo"],
+                "roc_auc_hi": r["roc_auc_hi"],
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["input", "run", "test_acc", "ap", "roc_auc", "roc_auc_lo", "roc_auc_hi"]
+    )
 
 
 #: the run tags of the input and save-mode ablations (``<arch>_<tag>``), shown for one backbone
@@ -177,35 +211,73 @@ def main_backbone(models: pd.DataFrame) -> str:
     return best if count[best] or has_mode0[best] else "mobilev2"
 
 
-def build_tables(runs: dict[str, Run], n_boot: int = 1000, seed: int = 0) -> dict[str, tuple[pd.DataFrame, str]]:
+def build_tables(
+    runs: dict[str, Run], n_boot: int = 1000, seed: int = 0
+) -> dict[str, tuple[pd.DataFrame, str]]:
     """All tables of the evaluation notebook and the paper, keyed by file name."""
     rep = reported()
     models = models_table(runs, n_boot, seed)
     a = main_backbone(models)
     A = BACKBONE_NAMES[a]
     t = {
-        "models": (models, "All runs, test split: accuracy at 0.5, AP and ROC-AUC with 95% bootstrap CI, EER"),
-        "table1_2_backbones": (backbone_table(models, rep),
-                               "Tables 1-2: accuracy (%) per backbone, fusion mode 0; reported = original paper"),
-        "table4_sam": (_pair_table(models, rep["table4_sam"], [("without SAM", "nosam", "without"),
-                                                                ("with SAM", "mode0", "with")]),
-                       "Table 4: test accuracy (%) without / with the segmentation step"),
-        "table5_spectra": (_pair_table(models, rep["table5_spectra_channels"],
-                                       [("3-channel spectra", "spec3ch", "three"),
-                                        ("1-channel spectra", "mode0", "one")]),
-                           "Table 5: spectra per colour channel vs averaged (test accuracy %)"),
-        "table6_fusion": (_pair_table(models, rep["table6_fusion"],
-                                      [("AS+PS+LNP (mode 2)", "mode2", "mode2"),
-                                       ("Att(AS+PS+LNP) (mode 1)", "mode1", "mode1"),
-                                       ("Att(AS+PS)+LNP (mode 0)", "mode0", "mode0")]),
-                          "Table 6: fusion modes (test accuracy %)"),
-        "ablation_inputs": (_ablation(models, [("RGB face (no LNP)", f"{a}_rgb"), ("LNP only", f"{a}_lnponly"),
-                                               ("spectra only", f"{a}_speconly"),
-                                               ("LNP + spectra, mode 0", f"{a}_mode0")]),
-                            f"Our ablation ({A}): what the detector is given"),
-        "ablation_lnp_save": (_ablation(models, [("compat (original PNG arithmetic)", f"{a}_mode0"),
-                                                 ("clean (signed float16)", f"{a}_clean")]),
-                              f"Our ablation ({A}, mode 0): LNP save mode"),
+        "models": (
+            models,
+            "All runs, test split: accuracy at 0.5, AP and ROC-AUC with 95% bootstrap CI, EER",
+        ),
+        "table1_2_backbones": (
+            backbone_table(models, rep),
+            "Tables 1-2: accuracy (%) per backbone, fusion mode 0; reported = original paper",
+        ),
+        "table4_sam": (
+            _pair_table(
+                models,
+                rep["table4_sam"],
+                [("without SAM", "nosam", "without"), ("with SAM", "mode0", "with")],
+            ),
+            "Table 4: test accuracy (%) without / with the segmentation step",
+        ),
+        "table5_spectra": (
+            _pair_table(
+                models,
+                rep["table5_spectra_channels"],
+                [("3-channel spectra", "spec3ch", "three"), ("1-channel spectra", "mode0", "one")],
+            ),
+            "Table 5: spectra per colour channel vs averaged (test accuracy %)",
+        ),
+        "table6_fusion": (
+            _pair_table(
+                models,
+                rep["table6_fusion"],
+                [
+                    ("AS+PS+LNP (mode 2)", "mode2", "mode2"),
+                    ("Att(AS+PS+LNP) (mode 1)", "mode1", "mode1"),
+                    ("Att(AS+PS)+LNP (mode 0)", "mode0", "mode0"),
+                ],
+            ),
+            "Table 6: fusion modes (test accuracy %)",
+        ),
+        "ablation_inputs": (
+            _ablation(
+                models,
+                [
+                    ("RGB face (no LNP)", f"{a}_rgb"),
+                    ("LNP only", f"{a}_lnponly"),
+                    ("spectra only", f"{a}_speconly"),
+                    ("LNP + spectra, mode 0", f"{a}_mode0"),
+                ],
+            ),
+            f"Our ablation ({A}): what the detector is given",
+        ),
+        "ablation_lnp_save": (
+            _ablation(
+                models,
+                [
+                    ("compat (original PNG arithmetic)", f"{a}_mode0"),
+                    ("clean (signed float16)", f"{a}_clean"),
+                ],
+            ),
+            f"Our ablation ({A}, mode 0): LNP save mode",
+        ),
     }
     return t
 
@@ -221,8 +293,15 @@ def robustness_table(ctx: Any, run: str, max_images: int = 200) -> pd.DataFrame 
     from dfig.robustness import evaluate_robustness
 
     limit = max(1, max_images // 2) if max_images else None  # per class
-    rob = evaluate_robustness(ckpt, ctx.data_root(), split="test", limit=limit, device=ctx.device,
-                              seed=int(ctx.params.get("seed", 0)), progress=True)
+    rob = evaluate_robustness(
+        ckpt,
+        ctx.data_root(),
+        split="test",
+        limit=limit,
+        device=ctx.device,
+        seed=int(ctx.params.get("seed", 0)),
+        progress=True,
+    )
     pred = paths.predictions_dir(ctx.profile) / f"{run}_test.csv"
     if pred.exists():
         print(compare_with_feature_files(rob, pd.read_csv(pred)))
@@ -255,14 +334,21 @@ def compare_with_feature_files(rob: pd.DataFrame, test_pred: pd.DataFrame, tol: 
         import warnings
 
         bad = max(diffs, key=diffs.get)
-        msg = (f"robustness 'none' row: the raw-photo score of {bad} differs from its feature file's by "
-               f"{worst:.3g}: the rebuilt feature pipeline does not reproduce the training features")
+        msg = (
+            f"robustness 'none' row: the raw-photo score of {bad} differs from its feature file's by "
+            f"{worst:.3g}: the rebuilt feature pipeline does not reproduce the training features"
+        )
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
         return msg
-    subset = ("the same images as the models table" if len(diffs) == len(test_pred) else
-              f"{len(diffs)} of the models table's {len(test_pred)} test images (robustness_max_images)")
-    return (f"robustness 'none' row: {subset}; raw-photo scores equal the feature files' "
-            f"(largest difference {worst:.1e})")
+    subset = (
+        "the same images as the models table"
+        if len(diffs) == len(test_pred)
+        else f"{len(diffs)} of the models table's {len(test_pred)} test images (robustness_max_images)"
+    )
+    return (
+        f"robustness 'none' row: {subset}; raw-photo scores equal the feature files' "
+        f"(largest difference {worst:.1e})"
+    )
 
 
 def cross_generator_table(ctx: Any, run: str, test_dirs: list[str]) -> pd.DataFrame | None:
@@ -276,12 +362,18 @@ def cross_generator_table(ctx: Any, run: str, test_dirs: list[str]) -> pd.DataFr
     for d in test_dirs:
         df = predict_folder(ckpt, Path(d), raw=True, device=ctx.device)
         m = compute_metrics(df["true_label"].to_numpy(), df["p_fake"].to_numpy(), 0.5)
-        rows.append({"test_folder": str(d), "n": len(df), "acc": m["acc"], "ap": m["ap"], "roc_auc": m["roc_auc"]})
+        rows.append(
+            {"test_folder": str(d), "n": len(df), "acc": m["acc"], "ap": m["ap"], "roc_auc": m["roc_auc"]}
+        )
     return pd.DataFrame(rows)
 
 
 def summary(runs: dict[str, Run], tables: dict[str, tuple[pd.DataFrame, str]]) -> dict[str, Any]:
     """A JSON-able summary: per-run test metrics with intervals."""
     models = tables["models"][0]
-    return {"runs": {r["run"]: {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
-                     for r in models.to_dict("records")}}
+    return {
+        "runs": {
+            r["run"]: {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+            for r in models.to_dict("records")
+        }
+    }

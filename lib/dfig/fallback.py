@@ -48,8 +48,9 @@ def standin_policy() -> str:
     return v
 
 
-def use_fallback(stage: str, fallback: str, instead_of: str, reason: str,
-                 allowed: bool | None = None) -> dict[str, Any]:
+def use_fallback(
+    stage: str, fallback: str, instead_of: str, reason: str, allowed: bool | None = None
+) -> dict[str, Any]:
     """Announce (or refuse) a fallback; return the record to store with the stage's outputs."""
     ok = fallbacks_allowed() if allowed is None else allowed
     if not ok:

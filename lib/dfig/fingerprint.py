@@ -16,11 +16,12 @@ from dfig.spectra import amplitude_phase
 def _centre_crop(a: np.ndarray, size: int) -> np.ndarray:
     h, w = a.shape[:2]
     t, left = (h - size) // 2, (w - size) // 2
-    return a[t:t + size, left:left + size]
+    return a[t : t + size, left : left + size]
 
 
-def class_mean_spectra(lnp_root: str | os.PathLike[str], split: str = "test", n: int = 64, seed: int = 0,
-                       channels: int = 1) -> dict[str, Any]:
+def class_mean_spectra(
+    lnp_root: str | os.PathLike[str], split: str = "test", n: int = 64, seed: int = 0, channels: int = 1
+) -> dict[str, Any]:
     """Mean amplitude spectrum (``(|F|+1e-8)^0.8``, shifted, as the classifier computes it) per class.
 
     Draws up to ``n`` LNPs per class of ``split`` (seeded), centre-crops them to the smallest size,
@@ -55,7 +56,12 @@ def spectra_summary(means: dict[str, Any]) -> dict[str, Any]:
     yy, xx = np.mgrid[:h, :w]
     r = np.hypot(yy - h // 2, xx - w // 2) / (min(h, w) / 2)
     high = r > 0.5
-    return {"split": means["split"], "n": means["n"], "size": means["size"],
-            "mean_amplitude_real": float(real.mean()), "mean_amplitude_fake": float(fake.mean()),
-            "high_freq_ratio_fake_over_real": float(fake[high].mean() / max(real[high].mean(), 1e-12)),
-            "max_log_ratio": float(np.max(np.abs(np.log(fake + 1e-12) - np.log(real + 1e-12))))}
+    return {
+        "split": means["split"],
+        "n": means["n"],
+        "size": means["size"],
+        "mean_amplitude_real": float(real.mean()),
+        "mean_amplitude_fake": float(fake.mean()),
+        "high_freq_ratio_fake_over_real": float(fake[high].mean() / max(real[high].mean(), 1e-12)),
+        "max_log_ratio": float(np.max(np.abs(np.log(fake + 1e-12) - np.log(real + 1e-12)))),
+    }

@@ -35,7 +35,9 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix + TEMP_SUFFIX, dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dest.name}.", suffix=suffix or dest.suffix + TEMP_SUFFIX, dir=dest.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -60,8 +62,9 @@ def temp_target(path: str | os.PathLike[str]) -> Path | None:
     return p.with_name(m["dest"])
 
 
-def remove_orphan_temps(root: str | os.PathLike[str],
-                        owned: Callable[[Path], bool] | None = None) -> list[Path]:
+def remove_orphan_temps(
+    root: str | os.PathLike[str], owned: Callable[[Path], bool] | None = None
+) -> list[Path]:
     """Delete the temporary files a killed process (kill -9 mid-write) left under ``root``.
 
     Arguments: ``root`` an output tree; ``owned(dest)`` limits the removal to temporary files whose
@@ -119,6 +122,7 @@ def load_json(path: str | os.PathLike[str]) -> Any:
 # ---------------------------------------------------------------------------------------------
 # provenance
 
+
 def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] | None = None) -> None:
     """Record in ``reports/provenance.json`` which notebook and parameters produced ``output``.
 
@@ -146,7 +150,9 @@ def current_source() -> dict[str, Any]:
 def save_metrics(obj: Mapping[str, Any], name: str, params: Mapping[str, Any] | None = None) -> Path:
     """Save a metrics dict as ``reports/metrics/<name>.json`` with its provenance."""
     dest = paths.metrics_dir() / f"{name}.json"
-    save_json({**obj, "_provenance": {**current_source(), **({"parameters": dict(params)} if params else {})}}, dest)
+    save_json(
+        {**obj, "_provenance": {**current_source(), **({"parameters": dict(params)} if params else {})}}, dest
+    )
     record_provenance(dest)
     return dest
 
@@ -219,8 +225,9 @@ def stage_meta_lock(root: str | os.PathLike[str]) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def update_stage_meta(root: str | os.PathLike[str],
-                      update: Callable[[dict[str, Any]], Mapping[str, Any]]) -> dict[str, Any]:
+def update_stage_meta(
+    root: str | os.PathLike[str], update: Callable[[dict[str, Any]], Mapping[str, Any]]
+) -> dict[str, Any]:
     """Read ``dfig_stage.json``, apply ``update(old) -> new`` and write it back, under :func:`stage_meta_lock`.
 
     Arguments: ``root`` the output tree; ``update`` gets the current record (``{}`` if none).

@@ -66,13 +66,14 @@ CHANNEL_ORDER: dict[str, str] = {"compat": "BGR", "clean": "RGB"}
 MAX_BATCH_PIXELS = 16 * 256 * 256
 VALUE_SCALE: dict[str, str] = {
     "compat": "PNG uint8 = (256 - rint(255*clamp(r,0,1))) % 256 (original DFIG arithmetic); "
-              "read_lnp gives RGB uint8/255",
+    "read_lnp gives RGB uint8/255",
     "clean": "float16 .npy, HxWx3 RGB, signed residual r = x - denoised in image units ([0,1] scale)",
 }
 
 
 # ---------------------------------------------------------------------------------------------
 # encoding / decoding one residual
+
 
 def compat_encode(residual: np.ndarray) -> np.ndarray:
     """The original script's arithmetic: ``clamp(r,0,1)`` -> ``img_as_ubyte`` -> ``* 255`` in uint8.
@@ -135,6 +136,7 @@ def read_lnp(path: str | os.PathLike[str]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # reading inputs
 
+
 def read_input(path: Path, save_mode: str) -> np.ndarray:
     """HxWx3 uint8 in the channel order the denoiser gets: BGR via cv2 (compat), RGB via PIL (clean).
 
@@ -173,22 +175,35 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def read_inputs(items: list[tuple[Path, Path]], save_mode: str,
-                workers: int = 0) -> Iterator[tuple[Path, Path, np.ndarray | str]]:
+def read_inputs(
+    items: list[tuple[Path, Path]], save_mode: str, workers: int = 0
+) -> Iterator[tuple[Path, Path, np.ndarray | str]]:
     """Decode inputs in order, ``workers`` processes ahead of the caller (0: in this process).
 
     Yields ``(src, dest, image)`` (HxWx3 uint8, see :func:`read_input`) or ``(src, dest, reason)``
     for a file that cannot be read.
     """
-    loader = torch.utils.data.DataLoader(_Inputs(items, save_mode), batch_size=None, num_workers=workers,
-                                         collate_fn=_as_is, prefetch_factor=4 if workers else None)
+    loader = torch.utils.data.DataLoader(
+        _Inputs(items, save_mode),
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_as_is,
+        prefetch_factor=4 if workers else None,
+    )
     for i, img, reason in loader:
         yield items[i][0], items[i][1], img if reason is None else reason
 
 
-def _batches(items: list[tuple[Path, Path]], save_mode: str, batch_size: int, report: RunReport,
-             policy: str, on_fail: Any = None, max_pixels: int | None = None,
-             workers: int = 0) -> Iterator[list[tuple[Path, Path, np.ndarray]]]:
+def _batches(
+    items: list[tuple[Path, Path]],
+    save_mode: str,
+    batch_size: int,
+    report: RunReport,
+    policy: str,
+    on_fail: Any = None,
+    max_pixels: int | None = None,
+    workers: int = 0,
+) -> Iterator[list[tuple[Path, Path, np.ndarray]]]:
     """Read inputs in order; yield lists of same-size images (up to ``batch_size`` and ``max_pixels``)."""
     buckets: dict[tuple[int, int], list[tuple[Path, Path, np.ndarray]]] = {}
     for src, dest, img in read_inputs(items, save_mode, workers):
@@ -253,8 +268,12 @@ def prepare(denoiser: Any, device: str | torch.device = "cpu", tune_allocator: b
     return denoiser
 
 
-def lnp_batch(denoiser: Any, images: list[np.ndarray] | np.ndarray, device: str | torch.device = "cpu",
-              precision: str = "fp32") -> np.ndarray:
+def lnp_batch(
+    denoiser: Any,
+    images: list[np.ndarray] | np.ndarray,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
     """Residuals of same-size HxWx3 uint8 images (channel order as given) -> float32 N x H x W x 3.
 
     On CUDA the uint8 batch is stacked in pinned memory and copied with ``non_blocking``; the
@@ -283,14 +302,23 @@ def lnp_agreement(ref: np.ndarray, test: np.ndarray) -> dict[str, Any]:
     a, b = np.asarray(ref, dtype=np.float64).ravel(), np.asarray(test, dtype=np.float64).ravel()
     corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float(np.array_equal(a, b))
     same = float(np.mean(compat_encode(ref) == compat_encode(test)))
-    return {"corr": corr, "png_identical": same, "max_abs_diff": float(np.abs(a - b).max()) if a.size else 0.0,
-            "min_corr": LNP_MIN_CORR, "min_png_identical": LNP_MIN_PNG_IDENTICAL,
-            "passed": corr >= LNP_MIN_CORR and same >= LNP_MIN_PNG_IDENTICAL}
+    return {
+        "corr": corr,
+        "png_identical": same,
+        "max_abs_diff": float(np.abs(a - b).max()) if a.size else 0.0,
+        "min_corr": LNP_MIN_CORR,
+        "min_png_identical": LNP_MIN_PNG_IDENTICAL,
+        "passed": corr >= LNP_MIN_CORR and same >= LNP_MIN_PNG_IDENTICAL,
+    }
 
 
-def check_lnp_precision(denoiser: Any, images: list[np.ndarray], device: str | torch.device = "cpu",
-                        requested: str = DEFAULT_PRECISION,
-                        candidate: str | None = None) -> tuple[dict[str, Any], np.ndarray]:
+def check_lnp_precision(
+    denoiser: Any,
+    images: list[np.ndarray],
+    device: str | torch.device = "cpu",
+    requested: str = DEFAULT_PRECISION,
+    candidate: str | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
     """LNP's startup fidelity check on one batch: reduced precision vs fp32; choose the precision.
 
     Arguments:
@@ -306,14 +334,25 @@ def check_lnp_precision(denoiser: Any, images: list[np.ndarray], device: str | t
     from dfig.accel import choose_precision
 
     if not isinstance(denoiser, torch.nn.Module):  # classical: no autocast to choose
-        return ({"requested": requested, "precision": "fp32", "checked": False, "candidate": None,
-                 "agreement": None, "reason": "not a torch model: fp32"}, lnp_batch(denoiser, images, device))
-    return choose_precision(lambda prec: lnp_batch(denoiser, images, device, prec), lnp_agreement, device,
-                            requested, candidate)
+        return (
+            {
+                "requested": requested,
+                "precision": "fp32",
+                "checked": False,
+                "candidate": None,
+                "agreement": None,
+                "reason": "not a torch model: fp32",
+            },
+            lnp_batch(denoiser, images, device),
+        )
+    return choose_precision(
+        lambda prec: lnp_batch(denoiser, images, device, prec), lnp_agreement, device, requested, candidate
+    )
 
 
-def _resolve_precision(requested: str, device: torch.device, denoiser: Any, old_meta: dict[str, Any],
-                       n_existing: int) -> str | None:
+def _resolve_precision(
+    requested: str, device: torch.device, denoiser: Any, old_meta: dict[str, Any], n_existing: int
+) -> str | None:
     """The precision known before any image is seen (None: decided by the check on the first batch).
 
     ``auto``: a tree being resumed keeps its own precision; CPU or a non-torch denoiser -> fp32.
@@ -328,14 +367,30 @@ def _resolve_precision(requested: str, device: torch.device, denoiser: Any, old_
     return None
 
 
-def _set_precision(meta: dict[str, Any], requested: str, device: torch.device, denoiser: Any,
-                   old_meta: dict[str, Any], n_existing: int) -> str | None:
+def _set_precision(
+    meta: dict[str, Any],
+    requested: str,
+    device: torch.device,
+    denoiser: Any,
+    old_meta: dict[str, Any],
+    n_existing: int,
+) -> str | None:
     """Put the precision known before any image is seen into ``meta``; return it (None: decided later)."""
     chosen = _resolve_precision(requested, device, denoiser, old_meta, n_existing)
     meta["precision"] = chosen if chosen is not None else "auto (decided on the first batch)"
-    reason = ("as requested" if requested != "auto" else
-              "auto: the existing tree's precision" if n_existing else f"auto on {device.type}")
-    meta["precision_check"] = {"requested": requested, "precision": chosen, "checked": False, "reason": reason}
+    reason = (
+        "as requested"
+        if requested != "auto"
+        else "auto: the existing tree's precision"
+        if n_existing
+        else f"auto on {device.type}"
+    )
+    meta["precision_check"] = {
+        "requested": requested,
+        "precision": chosen,
+        "checked": False,
+        "reason": reason,
+    }
     return chosen
 
 
@@ -347,16 +402,29 @@ def _record_of(denoiser: Any) -> dict[str, Any]:
 def _signature(meta: dict[str, Any]) -> dict[str, Any]:
     """What must match for a resumed run to add to an existing LNP tree."""
     den = meta.get("denoiser") or {}
-    return {"save_mode": meta.get("save_mode"), "method": den.get("method"), "sha256": den.get("sha256"),
-            "classical": den.get("classical"), "precision": meta.get("precision")}
+    return {
+        "save_mode": meta.get("save_mode"),
+        "method": den.get("method"),
+        "sha256": den.get("sha256"),
+        "classical": den.get("classical"),
+        "precision": meta.get("precision"),
+    }
 
 
 def _stage_meta(inp: Path, rec: dict[str, Any], save_mode: str, precision: str) -> dict[str, Any]:
     return {
-        "stage": "lnp", "dfig_version": __version__, "denoiser": rec, "method": rec.get("method"),
-        "fallback": rec.get("fallback"), "save_mode": save_mode, "suffix": SUFFIX[save_mode],
-        "channel_order_into_denoiser": CHANNEL_ORDER[save_mode], "value_scale": VALUE_SCALE[save_mode],
-        "resize": None, "precision": precision, "input_dir": str(inp.resolve()),
+        "stage": "lnp",
+        "dfig_version": __version__,
+        "denoiser": rec,
+        "method": rec.get("method"),
+        "fallback": rec.get("fallback"),
+        "save_mode": save_mode,
+        "suffix": SUFFIX[save_mode],
+        "channel_order_into_denoiser": CHANNEL_ORDER[save_mode],
+        "value_scale": VALUE_SCALE[save_mode],
+        "resize": None,
+        "precision": precision,
+        "input_dir": str(inp.resolve()),
         "input": read_stage_meta(inp),
     }
 
@@ -365,17 +433,23 @@ def _check_folder(out: Path, meta: dict[str, Any], overwrite: bool, shards: int)
     """Refuse to add to a folder this run does not match; with ``overwrite`` clear it (returns True)."""
     old = read_stage_meta(out)
     if old and old.get("stage") != "lnp":
-        raise ValueError(f"{out} holds the output of another stage ({out / STAGE_META}: "
-                         f"stage {old.get('stage')!r}); choose an empty or LNP output folder.")
+        raise ValueError(
+            f"{out} holds the output of another stage ({out / STAGE_META}: "
+            f"stage {old.get('stage')!r}); choose an empty or LNP output folder."
+        )
     if overwrite:
         if shards > 1:
-            raise ValueError(f"--overwrite deletes every LNP in {out}: it cannot run as one shard of several "
-                             "(the other shards would lose their work). Run it once without --shard.")
+            raise ValueError(
+                f"--overwrite deletes every LNP in {out}: it cannot run as one shard of several "
+                "(the other shards would lose their work). Run it once without --shard."
+            )
         if old:
             return clear_outputs(out, LNP_EXTS, (STAGE_META, ".dfig_shards")) >= 0
         if out.is_dir() and holds_outputs(out, LNP_EXTS):
-            raise ValueError(f"{out} holds .png/.npy files but no {STAGE_META}: dfig.lnp did not make them, "
-                             "so --overwrite does not delete them. Choose an empty --output_dir.")
+            raise ValueError(
+                f"{out} holds .png/.npy files but no {STAGE_META}: dfig.lnp did not make them, "
+                "so --overwrite does not delete them. Choose an empty --output_dir."
+            )
         return False
     if not old or not holds_outputs(out, LNP_EXTS):
         return False
@@ -385,7 +459,8 @@ def _check_folder(out: Path, meta: dict[str, Any], overwrite: bool, shards: int)
         raise ValueError(
             f"{out} holds LNPs of save_mode {a['save_mode']!r} made differently ({diff}). A stage folder "
             "holds one feature kind: choose another --output_dir, or rerun with --overwrite "
-            "(overwrite=True) to delete those LNPs and start over.")
+            "(overwrite=True) to delete those LNPs and start over."
+        )
     return False
 
 
@@ -401,8 +476,18 @@ def _check_choices(save_mode: str, policy: str, precision: str, batch_size: int)
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
 
-def _denoise_and_write(batches: Any, denoiser: Any, dev: torch.device, requested: str, chosen: str | None,
-                       meta: dict[str, Any], out: Path, report: RunReport, advance: Any, batch_size: int) -> None:
+def _denoise_and_write(
+    batches: Any,
+    denoiser: Any,
+    dev: torch.device,
+    requested: str,
+    chosen: str | None,
+    meta: dict[str, Any],
+    out: Path,
+    report: RunReport,
+    advance: Any,
+    batch_size: int,
+) -> None:
     """Run the denoiser on each batch and hand the files to 2 writer threads (encoding off the model's path).
 
     ``chosen`` None: the first batch runs :func:`check_lnp_precision`, and its outcome is put into
@@ -420,7 +505,9 @@ def _denoise_and_write(batches: Any, denoiser: Any, dev: torch.device, requested
                 update_stage_meta(out, lambda old, c=checked: {**old, **c})
             else:
                 res = lnp_batch(denoiser, imgs, dev, chosen)
-            pending += [writer.submit(lnp_to_file, r, dest, save_mode) for (_s, dest, _i), r in zip(batch, res)]
+            pending += [
+                writer.submit(lnp_to_file, r, dest, save_mode) for (_s, dest, _i), r in zip(batch, res)
+            ]
             report.done += len(batch)
             advance(len(batch))
             if len(pending) >= 4 * batch_size:
@@ -429,12 +516,22 @@ def _denoise_and_write(batches: Any, denoiser: Any, dev: torch.device, requested
             f.result()
 
 
-def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], denoiser: Any,
-                 save_mode: str = "compat", batch_size: int = 16, shard: tuple[int, int] | str = (0, 1),
-                 policy: str = "skip", device: str | torch.device = "cpu", progress: bool = True,
-                 precision: str = DEFAULT_PRECISION, record: dict[str, Any] | None = None,
-                 max_batch_pixels: int | None = MAX_BATCH_PIXELS, workers: int | None = None,
-                 overwrite: bool = False) -> RunReport:
+def extract_tree(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    denoiser: Any,
+    save_mode: str = "compat",
+    batch_size: int = 16,
+    shard: tuple[int, int] | str = (0, 1),
+    policy: str = "skip",
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    precision: str = DEFAULT_PRECISION,
+    record: dict[str, Any] | None = None,
+    max_batch_pixels: int | None = MAX_BATCH_PIXELS,
+    workers: int | None = None,
+    overwrite: bool = False,
+) -> RunReport:
     """Write the LNP of every image under ``input_dir`` to the mirrored path under ``output_dir``.
 
     ``denoiser``: an object with ``residual(x)`` (see :func:`dfig.denoise.build_denoiser`), or a
@@ -467,7 +564,9 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     inp, out = Path(input_dir), Path(output_dir)
     rec = record or _record_of(denoiser)
     dev = torch.device(device)
-    plan = plan_tree(inp, out, SUFFIX[save_mode], shard=(k, n))  # checks the folders before anything is deleted
+    plan = plan_tree(
+        inp, out, SUFFIX[save_mode], shard=(k, n)
+    )  # checks the folders before anything is deleted
     meta = _stage_meta(inp, rec, save_mode, precision)
     chosen = _set_precision(meta, precision, dev, denoiser, read_stage_meta(out), len(plan.existing))
     if _check_folder(out, meta, overwrite, n):
@@ -489,17 +588,35 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     nw = loader_workers(dev) if workers is None else int(workers)
     try:
         batches = _batches(todo, save_mode, batch_size, report, policy, bar.update, max_batch_pixels, nw)
-        _denoise_and_write(batches, denoiser, dev, precision, chosen, meta, out, report, bar.update, batch_size)
+        _denoise_and_write(
+            batches, denoiser, dev, precision, chosen, meta, out, report, bar.update, batch_size
+        )
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
-    report.extra.update({"output_dir": str(out), "save_mode": save_mode, "shard": [k, n],
-                         "seconds": round(seconds, 3), "method": rec.get("method")})
-    counts = {"done": report.done, "skipped_existing": report.skipped_existing, "failed": len(report.failed),
-              "failed_files": [{"path": p, "reason": r} for p, r in report.failed], "seconds": round(seconds, 3),
-              "removed_part_files": report.removed_part_files}
-    record_run(out, plan, report, {"done": report.done, "skipped_existing": report.skipped_existing,
-                                   "seconds": round(seconds, 3)})  # the tree's record: all shards and reruns
+    report.extra.update(
+        {
+            "output_dir": str(out),
+            "save_mode": save_mode,
+            "shard": [k, n],
+            "seconds": round(seconds, 3),
+            "method": rec.get("method"),
+        }
+    )
+    counts = {
+        "done": report.done,
+        "skipped_existing": report.skipped_existing,
+        "failed": len(report.failed),
+        "failed_files": [{"path": p, "reason": r} for p, r in report.failed],
+        "seconds": round(seconds, 3),
+        "removed_part_files": report.removed_part_files,
+    }
+    record_run(
+        out,
+        plan,
+        report,
+        {"done": report.done, "skipped_existing": report.skipped_existing, "seconds": round(seconds, 3)},
+    )  # the tree's record: all shards and reruns
     if n > 1:  # and this shard's own run beside it
         save_json({**meta, "shard": [k, n], "counts": counts}, out / ".dfig_shards" / f"lnp_{k}_of_{n}.json")
     return report
@@ -507,6 +624,7 @@ def extract_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
 
 # ---------------------------------------------------------------------------------------------
 # CLI (as the original Project_LNP.py was used)
+
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m dfig.lnp --input_dir MASKED --output_dir LNP [...]``."""
@@ -516,20 +634,33 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dfig.lnp", description="Extract LNPs over an image tree.")
     ap.add_argument("--input_dir", required=True, help="masked faces (or any image tree)")
     ap.add_argument("--output_dir", required=True, help="where the LNP tree is written (mirrored paths)")
-    ap.add_argument("--save_mode", choices=SAVE_MODES, default="compat",
-                    help="compat: original PNG arithmetic (BGR in); clean: signed float16 .npy (RGB)")
+    ap.add_argument(
+        "--save_mode",
+        choices=SAVE_MODES,
+        default="compat",
+        help="compat: original PNG arithmetic (BGR in); clean: signed float16 .npy (RGB)",
+    )
     ap.add_argument("--denoiser", choices=list(DENOISERS), default="cycleisp")
     ap.add_argument("--checkpoint", default=None, help="sidd_rgb.pth (file or folder; default pretrained/)")
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--shard", default="0/1", help="K/N: process every N-th file starting at K")
     ap.add_argument("--policy", choices=BAD_FILE_POLICIES, default="skip", help="bad input files")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION,
-                    help="auto: fp32 on CPU; on CUDA bf16/fp16 autocast if the startup fidelity check passes")
-    ap.add_argument("--workers", type=int, default=None, help="decoding processes (default: 0 on CPU, up to 8 on CUDA)")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="delete the LNPs and record already in --output_dir first (needed to change the "
-                         "save mode, denoiser or its parameters there)")
+    ap.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default=DEFAULT_PRECISION,
+        help="auto: fp32 on CPU; on CUDA bf16/fp16 autocast if the startup fidelity check passes",
+    )
+    ap.add_argument(
+        "--workers", type=int, default=None, help="decoding processes (default: 0 on CPU, up to 8 on CUDA)"
+    )
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the LNPs and record already in --output_dir first (needed to change the "
+        "save mode, denoiser or its parameters there)",
+    )
     ap.add_argument("--no_progress", action="store_true")
     args = ap.parse_args(argv)
     from dfig.clierrors import USER_ERRORS, fail, output_error
@@ -546,13 +677,27 @@ def main(argv: list[str] | None = None) -> int:
         how += " (FALLBACK instead of CycleISP: " + record["fallback"]["reason"] + ")"
     elif record.get("file"):
         how += f" ({record['file']}, sha256 {str(record.get('sha256'))[:12]})"
-    print(f"LNP: {args.input_dir} -> {args.output_dir}  save_mode={args.save_mode}  denoiser={how}  "
-          f"shard={args.shard}  device={args.device}", flush=True)
+    print(
+        f"LNP: {args.input_dir} -> {args.output_dir}  save_mode={args.save_mode}  denoiser={how}  "
+        f"shard={args.shard}  device={args.device}",
+        flush=True,
+    )
     try:
-        report = extract_tree(args.input_dir, args.output_dir, denoiser, save_mode=args.save_mode,
-                              batch_size=args.batch_size, shard=args.shard, policy=args.policy,
-                              device=args.device, progress=not args.no_progress, precision=args.precision,
-                              record=record, workers=args.workers, overwrite=args.overwrite)
+        report = extract_tree(
+            args.input_dir,
+            args.output_dir,
+            denoiser,
+            save_mode=args.save_mode,
+            batch_size=args.batch_size,
+            shard=args.shard,
+            policy=args.policy,
+            device=args.device,
+            progress=not args.no_progress,
+            precision=args.precision,
+            record=record,
+            workers=args.workers,
+            overwrite=args.overwrite,
+        )
     except USER_ERRORS as e:
         return fail(output_error(e, args.output_dir, "--output_dir"))
     print(report.summary())
@@ -564,6 +709,26 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["SAVE_MODES", "SUFFIX", "PRECISIONS", "compat_encode", "compat_png_bytes", "clean_npy_bytes", "lnp_to_file",
-           "read_lnp", "read_input", "read_inputs", "prepare", "LNP_MIN_CORR", "LNP_MIN_PNG_IDENTICAL", "lnp_agreement",
-           "check_lnp_precision", "PRECISION_CHOICES", "tune_cpu_allocator", "MAX_BATCH_PIXELS", "lnp_batch", "extract_tree", "main"]
+__all__ = [
+    "SAVE_MODES",
+    "SUFFIX",
+    "PRECISIONS",
+    "compat_encode",
+    "compat_png_bytes",
+    "clean_npy_bytes",
+    "lnp_to_file",
+    "read_lnp",
+    "read_input",
+    "read_inputs",
+    "prepare",
+    "LNP_MIN_CORR",
+    "LNP_MIN_PNG_IDENTICAL",
+    "lnp_agreement",
+    "check_lnp_precision",
+    "PRECISION_CHOICES",
+    "tune_cpu_allocator",
+    "MAX_BATCH_PIXELS",
+    "lnp_batch",
+    "extract_tree",
+    "main",
+]

@@ -12,20 +12,40 @@ from typing import Any
 
 from dfig import io, paths
 
-PACKAGES = ("dfig", "torch", "torchvision", "segment-anything", "numpy", "opencv-python-headless", "pillow",
-            "scikit-learn", "pandas", "matplotlib", "seaborn", "papermill", "nbval", "typst")
+PACKAGES = (
+    "dfig",
+    "torch",
+    "torchvision",
+    "segment-anything",
+    "numpy",
+    "opencv-python-headless",
+    "pillow",
+    "scikit-learn",
+    "pandas",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+    "nbval",
+    "typst",
+)
 
 
 def git_info() -> dict[str, Any]:
     """Commit, branch and whether the work tree had uncommitted changes."""
+
     def run(*a: str) -> str:
         try:
-            return subprocess.run(["git", *a], cwd=paths.root(), capture_output=True, text=True,
-                                  check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *a], cwd=paths.root(), capture_output=True, text=True, check=True
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return ""
-    return {"commit": run("rev-parse", "HEAD") or "unknown", "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
-            "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+
+    return {
+        "commit": run("rev-parse", "HEAD") or "unknown",
+        "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
+        "dirty": bool(run("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -43,8 +63,12 @@ def device_info() -> dict[str, Any]:
 
     import torch
 
-    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -75,6 +99,7 @@ def fallbacks_used(records: dict[str, Any]) -> list[dict[str, Any]]:
         elif isinstance(o, list):
             for v in o:
                 walk(v, where)
+
     for name, rec in records.items():
         walk(rec, name)
     # de-duplicate by (fallback, instead_of) keeping the stages that used it
@@ -99,9 +124,16 @@ def standins_used(records: dict[str, Any]) -> list[dict[str, Any]]:
     def walk(o: Any, where: str) -> None:
         if isinstance(o, dict):
             if o.get("kind") == "stand-in" and "label" in o:
-                m = merged.setdefault((o.get("weights"), o.get("file")), {
-                    "weights": o.get("weights"), "file": o.get("file"), "label": o["label"],
-                    "seed": o.get("seed"), "used_in": []})
+                m = merged.setdefault(
+                    (o.get("weights"), o.get("file")),
+                    {
+                        "weights": o.get("weights"),
+                        "file": o.get("file"),
+                        "label": o["label"],
+                        "seed": o.get("seed"),
+                        "used_in": [],
+                    },
+                )
                 if where not in m["used_in"]:
                     m["used_in"].append(where)
             for v in o.values():
@@ -109,6 +141,7 @@ def standins_used(records: dict[str, Any]) -> list[dict[str, Any]]:
         elif isinstance(o, list):
             for v in o:
                 walk(v, where)
+
     for name, rec in records.items():
         walk(rec, name)
     return list(merged.values())
@@ -116,7 +149,10 @@ def standins_used(records: dict[str, Any]) -> list[dict[str, Any]]:
 
 def train_records(profile: str) -> dict[str, Any]:
     """``{"train <run>": metrics/train_<run>.json}`` of the profile (where backbone weights are recorded)."""
-    return {f"train {p.stem[6:]}": io.load_json(p) for p in sorted(paths.metrics_dir(profile).glob("train_*.json"))}
+    return {
+        f"train {p.stem[6:]}": io.load_json(p)
+        for p in sorted(paths.metrics_dir(profile).glob("train_*.json"))
+    }
 
 
 def data_counts(profile: str) -> dict[str, Any]:
@@ -131,8 +167,10 @@ def data_counts(profile: str) -> dict[str, Any]:
         raw = paths.work_dir(profile) / "raw"
         if raw.is_dir():
             d = discover(raw)
-            out["raw"] = {s: {"real": sum(x.label == 0 for x in v), "fake": sum(x.label == 1 for x in v)}
-                          for s, v in d.items()}
+            out["raw"] = {
+                s: {"real": sum(x.label == 0 for x in v), "fake": sum(x.label == 1 for x in v)}
+                for s, v in d.items()
+            }
     except FileNotFoundError:
         pass
     return out
@@ -166,13 +204,21 @@ def merge_partial(old: dict[str, Any], man: dict[str, Any], seconds: float, star
     if any(e.get("status") != "ok" for e in runs):
         man["status"] = "failed"
     earlier = [p for p in old.get("partial_runs", []) if p.get("started") != started]
-    man["partial_runs"] = [*earlier, {"started": started, "finished": man["finished"],
-                                      "seconds": round(seconds, 1), "runs": this}]
+    man["partial_runs"] = [
+        *earlier,
+        {"started": started, "finished": man["finished"], "seconds": round(seconds, 1), "runs": this},
+    ]
     return man
 
 
-def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], seconds: float, status: int,
-                   partial: bool = False, started: str | None = None) -> Path:
+def write_manifest(
+    profile: dict[str, Any],
+    entries: list[dict[str, Any]],
+    seconds: float,
+    status: int,
+    partial: bool = False,
+    started: str | None = None,
+) -> Path:
     """Write reports/<profile>/manifest.json (atomically) and return its path.
 
     ``partial`` (``run_all.py --only``): merged into the manifest on disk by :func:`merge_partial`
@@ -183,7 +229,9 @@ def write_manifest(profile: dict[str, Any], entries: list[dict[str, Any]], secon
     man = {
         "profile": name,
         "description": profile.get("description", ""),
-        "synthetic_data": any(r.get("synthetic") or r.get("input", {}).get("synthetic") for r in records.values()),
+        "synthetic_data": any(
+            r.get("synthetic") or r.get("input", {}).get("synthetic") for r in records.values()
+        ),
         "allow_fallbacks": profile.get("allow_fallbacks", True),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": "ok" if status == 0 else "failed",
@@ -226,8 +274,10 @@ def notebook_html(ipynb: Path) -> str:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(ipynb), as_version=4)
-    exporter = HTMLExporter(extra_loaders=[DictLoader({"dfig_offline.html.j2": OFFLINE_TEMPLATE})],
-                            template_file="dfig_offline.html.j2")
+    exporter = HTMLExporter(
+        extra_loaders=[DictLoader({"dfig_offline.html.j2": OFFLINE_TEMPLATE})],
+        template_file="dfig_offline.html.j2",
+    )
     body, _ = exporter.from_notebook_node(nb)
     return body
 

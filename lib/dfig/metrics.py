@@ -25,7 +25,9 @@ def _arrays(y_true: Any, p_fake: Any) -> tuple[np.ndarray, np.ndarray]:
     if y.size == 0:
         raise ValueError("no predictions: y_true and p_fake are empty")
     if not np.isin(y, (0, 1)).all():
-        raise ValueError(f"labels must be 0 (real) or 1 (fake); found {sorted(set(np.unique(y).tolist()) - {0, 1})[:5]}")
+        raise ValueError(
+            f"labels must be 0 (real) or 1 (fake); found {sorted(set(np.unique(y).tolist()) - {0, 1})[:5]}"
+        )
     if not np.isfinite(p).all():
         raise ValueError(f"p_fake holds {int((~np.isfinite(p)).sum())} non-finite value(s)")
     return y.astype(np.int64), p
@@ -99,7 +101,9 @@ def compute_metrics(y_true: Any, p_fake: Any, threshold: float = 0.5) -> dict[st
     """``acc, real_acc, fake_acc`` (at ``threshold``), ``ap, roc_auc, eer``, ``n, n_real, n_fake, threshold``."""
     y, p = _arrays(y_true, p_fake)
     out: dict[str, float | int] = {name: fn(y, p, threshold) for name, fn in METRICS.items()}
-    out.update(n=int(y.size), n_real=int((y == 0).sum()), n_fake=int((y == 1).sum()), threshold=float(threshold))
+    out.update(
+        n=int(y.size), n_real=int((y == 0).sum()), n_fake=int((y == 1).sum()), threshold=float(threshold)
+    )
     return out
 
 
@@ -149,8 +153,15 @@ def _values(y: np.ndarray, p: np.ndarray, threshold: float, names: Sequence[str]
     return out
 
 
-def _bootstrap(y: np.ndarray, p: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], dict[str, float]],
-               n_boot: int, seed: int, alpha: float, progress: bool) -> dict[str, tuple[float, float]]:
+def _bootstrap(
+    y: np.ndarray,
+    p: np.ndarray,
+    fn: Callable[[np.ndarray, np.ndarray], dict[str, float]],
+    n_boot: int,
+    seed: int,
+    alpha: float,
+    progress: bool,
+) -> dict[str, tuple[float, float]]:
     """Stratified percentile bootstrap of the metrics ``fn`` returns (one dict per resample): ``{name: (low, high)}``."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -175,8 +186,9 @@ def _bootstrap(y: np.ndarray, p: np.ndarray, fn: Callable[[np.ndarray, np.ndarra
     return out
 
 
-def _metric_fn(metric: str | Callable[[np.ndarray, np.ndarray], float],
-               threshold: float) -> Callable[[np.ndarray, np.ndarray], float]:
+def _metric_fn(
+    metric: str | Callable[[np.ndarray, np.ndarray], float], threshold: float
+) -> Callable[[np.ndarray, np.ndarray], float]:
     if callable(metric):
         return metric
     if metric not in METRICS:
@@ -185,9 +197,16 @@ def _metric_fn(metric: str | Callable[[np.ndarray, np.ndarray], float],
     return lambda yy, pp: fn(yy, pp, threshold)
 
 
-def bootstrap_ci(y_true: Any, p_fake: Any, metric: str | Callable[[np.ndarray, np.ndarray], float] = "roc_auc",
-                 n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, threshold: float = 0.5,
-                 progress: bool = False) -> tuple[float, float, float]:
+def bootstrap_ci(
+    y_true: Any,
+    p_fake: Any,
+    metric: str | Callable[[np.ndarray, np.ndarray], float] = "roc_auc",
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    threshold: float = 0.5,
+    progress: bool = False,
+) -> tuple[float, float, float]:
     """``(point, low, high)``: percentile bootstrap interval of ``metric`` at level ``1 - alpha``.
 
     Stratified: reals and fakes are resampled separately (with replacement), so each resample keeps
@@ -204,9 +223,16 @@ def bootstrap_ci(y_true: Any, p_fake: Any, metric: str | Callable[[np.ndarray, n
 DEFAULT_CI_METRICS = ("acc", "real_acc", "fake_acc", "ap", "roc_auc", "eer")
 
 
-def metrics_with_ci(y_true: Any, p_fake: Any, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0,
-                    alpha: float = 0.05, metrics: Sequence[str] = DEFAULT_CI_METRICS,
-                    progress: bool = False) -> dict[str, float | int]:
+def metrics_with_ci(
+    y_true: Any,
+    p_fake: Any,
+    threshold: float = 0.5,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    metrics: Sequence[str] = DEFAULT_CI_METRICS,
+    progress: bool = False,
+) -> dict[str, float | int]:
     """:func:`compute_metrics` plus ``<m>_lo`` and ``<m>_hi`` bootstrap bounds for each of ``metrics``.
 
     All metrics share the same resamples (one stratified bootstrap, ``seed``); also ``n_boot`` and ``alpha``.

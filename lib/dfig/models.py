@@ -180,7 +180,7 @@ class FixedLogScale(nn.Module):
         self.n_amp = channels // 2
 
     def forward(self, spec: Tensor) -> Tensor:
-        amp, phase = spec[:, : self.n_amp], spec[:, self.n_amp:]
+        amp, phase = spec[:, : self.n_amp], spec[:, self.n_amp :]
         return torch.cat([torch.log(amp.clamp_min(1e-12)), phase / torch.pi], dim=1)
 
 
@@ -242,8 +242,9 @@ class BackboneSpec:
 
     def __call__(self, in_channels: int) -> nn.Module:
         model = self.constructor(weights=None, num_classes=1000)
-        stem = nn.Conv2d(in_channels, self.stem_out, self.stem_kernel, self.stem_stride,
-                         self.stem_padding, bias=False)
+        stem = nn.Conv2d(
+            in_channels, self.stem_out, self.stem_kernel, self.stem_stride, self.stem_padding, bias=False
+        )
         nn.init.kaiming_normal_(stem.weight, mode="fan_out", nonlinearity="relu")
         _set_module(model, self.stem, stem)
         head = nn.Linear(self.feature_dim, 1)
@@ -262,15 +263,32 @@ class BackboneSpec:
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "res50": BackboneSpec("res50", torchvision.models.resnet50, "conv1", 64, 7, 2, 3, "fc", 2048,
-                          ("resnet50",)),
-    "res34": BackboneSpec("res34", torchvision.models.resnet34, "conv1", 64, 7, 2, 3, "fc", 512,
-                          ("resnet34",)),
-    "mobilev2": BackboneSpec("mobilev2", torchvision.models.mobilenet_v2, "features.0.0", 32, 3, 2, 1,
-                             "classifier.1", 1280, ("mobilenetv2_c5e733a8", "mobilenet_v2")),
+    "res50": BackboneSpec(
+        "res50", torchvision.models.resnet50, "conv1", 64, 7, 2, 3, "fc", 2048, ("resnet50",)
+    ),
+    "res34": BackboneSpec(
+        "res34", torchvision.models.resnet34, "conv1", 64, 7, 2, 3, "fc", 512, ("resnet34",)
+    ),
+    "mobilev2": BackboneSpec(
+        "mobilev2",
+        torchvision.models.mobilenet_v2,
+        "features.0.0",
+        32,
+        3,
+        2,
+        1,
+        "classifier.1",
+        1280,
+        ("mobilenetv2_c5e733a8", "mobilenet_v2"),
+    ),
 }
 
-ARCH_ALIASES = {"resnet50": "res50", "resnet34": "res34", "mobilenet_v2": "mobilev2", "mobilenetv2": "mobilev2"}
+ARCH_ALIASES = {
+    "resnet50": "res50",
+    "resnet34": "res34",
+    "mobilenet_v2": "mobilev2",
+    "mobilenetv2": "mobilev2",
+}
 
 
 def arch_key(arch: str) -> str:
@@ -292,8 +310,14 @@ class DFIGDetector(nn.Module):
     fused by ``FUSIONS[mode]`` and classified by ``BACKBONES[arch]``.
     """
 
-    def __init__(self, arch: str = "res50", mode: int | str = 0, spectra_channels: int = 1,
-                 spec_norm: str = "none", stem_init: str = "random") -> None:
+    def __init__(
+        self,
+        arch: str = "res50",
+        mode: int | str = 0,
+        spectra_channels: int = 1,
+        spec_norm: str = "none",
+        stem_init: str = "random",
+    ) -> None:
         super().__init__()
         if spectra_channels not in SPECTRA_CHANNELS:
             raise ValueError(f"spectra_channels must be one of {SPECTRA_CHANNELS}, got {spectra_channels!r}")
@@ -339,16 +363,23 @@ class DFIGDetector(nn.Module):
         }
 
     def extra_repr(self) -> str:
-        return (f"arch={self.arch}, mode={self.mode!r}, spectra_channels={self.spectra_channels}, "
-                f"spec_norm={self.spec_norm_name}, in_channels={self.in_channels}")
+        return (
+            f"arch={self.arch}, mode={self.mode!r}, spectra_channels={self.spectra_channels}, "
+            f"spec_norm={self.spec_norm_name}, in_channels={self.in_channels}"
+        )
 
 
 STEM_INITS = ("random", "rgb")
 
 
-def build_detector(arch: str, mode: int | str, spectra_channels: int = 1,
-                   pretrained: str | os.PathLike[str] | None = None, stem_init: str = "random",
-                   spec_norm: str = "none") -> DFIGDetector:
+def build_detector(
+    arch: str,
+    mode: int | str,
+    spectra_channels: int = 1,
+    pretrained: str | os.PathLike[str] | None = None,
+    stem_init: str = "random",
+    spec_norm: str = "none",
+) -> DFIGDetector:
     """Build a :class:`DFIGDetector`; optionally load ImageNet weights into the backbone.
 
     ``pretrained``: ``None`` (random init), a file path, a :mod:`dfig.weights` registry name
@@ -362,15 +393,18 @@ def build_detector(arch: str, mode: int | str, spectra_channels: int = 1,
     if stem_init not in STEM_INITS:
         raise ValueError(f"unknown stem_init {stem_init!r}; choose one of {STEM_INITS}")
     if stem_init == "rgb" and pretrained is None:
-        raise ValueError("stem_init='rgb' copies pretrained RGB filters: pass pretrained=<file or registry name>")
+        raise ValueError(
+            "stem_init='rgb' copies pretrained RGB filters: pass pretrained=<file or registry name>"
+        )
     model = DFIGDetector(arch, mode, spectra_channels, spec_norm=spec_norm, stem_init=stem_init)
     if pretrained is not None:
         path, name = resolve_pretrained(pretrained, model.arch)
         report, stem_w = _load_backbone_file(model.backbone, model.arch, path)
         report["weights"] = name
         if stem_init == "rgb":
-            report["stem_init"] = init_stem_from_rgb(model.backbone, model.arch, stem_w,
-                                                     lnp_channels=_lnp_channels_in_stem(model.fusion))
+            report["stem_init"] = init_stem_from_rgb(
+                model.backbone, model.arch, stem_w, lnp_channels=_lnp_channels_in_stem(model.fusion)
+            )
         model.pretrained_report = report
     return model
 
@@ -380,7 +414,9 @@ def _lnp_channels_in_stem(fusion: Fusion) -> int:
     return 0 if isinstance(fusion, SpecOnly) else fusion.lnp_channels
 
 
-def init_stem_from_rgb(backbone: nn.Module, arch: str, rgb_weight: Tensor | None, lnp_channels: int = 3) -> str:
+def init_stem_from_rgb(
+    backbone: nn.Module, arch: str, rgb_weight: Tensor | None, lnp_channels: int = 3
+) -> str:
     """Initialise the N-channel stem from pretrained RGB filters ``[out, 3, k, k]``.
 
     The first ``lnp_channels`` input channels copy the RGB filters; every other channel gets their
@@ -389,12 +425,15 @@ def init_stem_from_rgb(backbone: nn.Module, arch: str, rgb_weight: Tensor | None
     spec = BACKBONES[arch_key(arch)]
     stem = backbone.get_submodule(spec.stem)
     if rgb_weight is None:
-        raise PretrainedMismatchError("stem_init='rgb': the weights file holds no stem filters "
-                                      f"({spec.stem_keys[0]}); use stem_init='random'")
+        raise PretrainedMismatchError(
+            "stem_init='rgb': the weights file holds no stem filters "
+            f"({spec.stem_keys[0]}); use stem_init='random'"
+        )
     want = (stem.weight.shape[0], 3, *stem.weight.shape[2:])
     if tuple(rgb_weight.shape) != want:
-        raise PretrainedMismatchError(f"stem_init='rgb': the file's stem has shape {tuple(rgb_weight.shape)}, "
-                                      f"expected {want}")
+        raise PretrainedMismatchError(
+            f"stem_init='rgb': the file's stem has shape {tuple(rgb_weight.shape)}, expected {want}"
+        )
     n_in = stem.weight.shape[1]
     with torch.no_grad():
         w = rgb_weight.to(stem.weight.dtype)
@@ -437,20 +476,28 @@ def resolve_pretrained(pretrained: str | os.PathLike[str], arch: str) -> tuple[P
         backbone_names = sorted({n for b in BACKBONES.values() for n in b.weights})
         if s in backbone_names and s in weights.WEIGHTS:
             return weights.locate(s), s
-        raise ValueError(f"pretrained={s!r} is neither a file nor a backbone weights name "
-                         f"({', '.join(spec.weights)} for {spec.name}; all: {', '.join(backbone_names)}; "
-                         "or 'imagenet')")
-    raise FileNotFoundError(f"pretrained weights file not found: {p} (run `python -m dfig.weights` "
-                            "to see which files are expected where)")
+        raise ValueError(
+            f"pretrained={s!r} is neither a file nor a backbone weights name "
+            f"({', '.join(spec.weights)} for {spec.name}; all: {', '.join(backbone_names)}; "
+            "or 'imagenet')"
+        )
+    raise FileNotFoundError(
+        f"pretrained weights file not found: {p} (run `python -m dfig.weights` "
+        "to see which files are expected where)"
+    )
 
 
-def read_state_dict(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Tensor]:
+def read_state_dict(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> dict[str, Tensor]:
     """Tensors of a checkpoint file, unwrapped from ``state_dict``/``model`` and without ``module.``."""
     path = Path(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise PretrainedMismatchError(f"{path}: not a plain tensor checkpoint (weights_only load failed: {e})") from e
+        raise PretrainedMismatchError(
+            f"{path}: not a plain tensor checkpoint (weights_only load failed: {e})"
+        ) from e
     while isinstance(obj, Mapping):
         inner = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
@@ -460,7 +507,7 @@ def read_state_dict(path: str | os.PathLike[str], map_location: str | torch.devi
         raise PretrainedMismatchError(f"{path}: expected a state dict, found {type(obj).__name__}")
     sd = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
     if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
@@ -474,14 +521,17 @@ def _list(keys: Any, n: int = 10) -> str:
     return ", ".join(keys[:n]) + more
 
 
-def _convert_by_order(sd: dict[str, Tensor], target: dict[str, Tensor], path: Path, layout: str) -> dict[str, Tensor]:
+def _convert_by_order(
+    sd: dict[str, Tensor], target: dict[str, Tensor], path: Path, layout: str
+) -> dict[str, Tensor]:
     """Rename ``sd``'s tensors to ``target``'s keys by order (num_batches_tracked aside), checking every shape."""
     src = [k for k in sd if not _is_nbt(k)]
     dst = [k for k in target if not _is_nbt(k)]
     if len(src) != len(dst):
         raise PretrainedMismatchError(
             f"{path}: {layout} layout holds {len(src)} tensors, the backbone expects {len(dst)}: "
-            "not a MobileNetV2 ImageNet file (or a modified one)")
+            "not a MobileNetV2 ImageNet file (or a modified one)"
+        )
     out: dict[str, Tensor] = {}
     bad = []
     for s, d in zip(src, dst):
@@ -493,7 +543,9 @@ def _convert_by_order(sd: dict[str, Tensor], target: dict[str, Tensor], path: Pa
             if nbt in sd:
                 out[d[: -len("running_mean")] + "num_batches_tracked"] = sd[nbt]
     if bad:
-        raise PretrainedMismatchError(f"{path}: {layout} layout mapped by order but shapes differ: {'; '.join(bad[:5])}")
+        raise PretrainedMismatchError(
+            f"{path}: {layout} layout mapped by order but shapes differ: {'; '.join(bad[:5])}"
+        )
     return out
 
 
@@ -503,7 +555,9 @@ def _detect_layout(sd: dict[str, Tensor], arch: str) -> str:
     return "torchvision"
 
 
-def _load_backbone_file(backbone: nn.Module, arch: str, path: str | os.PathLike[str]) -> tuple[dict[str, Any], Tensor | None]:
+def _load_backbone_file(
+    backbone: nn.Module, arch: str, path: str | os.PathLike[str]
+) -> tuple[dict[str, Any], Tensor | None]:
     arch = arch_key(arch)
     spec = BACKBONES[arch]
     path = Path(path)
@@ -520,12 +574,16 @@ def _load_backbone_file(backbone: nn.Module, arch: str, path: str | os.PathLike[
     skipped = sorted(k for k in sd if k.startswith(drop_prefixes))
     stem_w = sd.get(spec.stem_keys[0])
     load = {k: v for k, v in sd.items() if not k.startswith(drop_prefixes)}
-    bad_shapes = [f"{k} file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
-                  for k, v in load.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
+    bad_shapes = [
+        f"{k} file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+        for k, v in load.items()
+        if k in target and tuple(v.shape) != tuple(target[k].shape)
+    ]
     if bad_shapes:
         raise PretrainedMismatchError(
             f"{path}: not {arch} ImageNet weights; shapes differ for {len(bad_shapes)} tensor(s): "
-            f"{'; '.join(bad_shapes[:5])}")
+            f"{'; '.join(bad_shapes[:5])}"
+        )
     result = backbone.load_state_dict(load, strict=False)
     expected_missing = set(spec.stem_keys) | set(spec.head_keys)
     missing = {k for k in result.missing_keys if not _is_nbt(k)}
@@ -536,7 +594,8 @@ def _load_backbone_file(backbone: nn.Module, arch: str, path: str | os.PathLike[
             f"{path}: does not fit the {arch} backbone ({layout} layout). Only the stem and head may be "
             f"left out, but: missing {len(extra_missing)} key(s) [{_list(extra_missing)}], "
             f"unexpected {len(unexpected)} key(s) [{_list(unexpected)}]. "
-            "Check that the file is the official ImageNet checkpoint of this backbone.")
+            "Check that the file is the official ImageNet checkpoint of this backbone."
+        )
     from dfig.weights import describe as weights_describe
 
     report = {
@@ -551,7 +610,9 @@ def _load_backbone_file(backbone: nn.Module, arch: str, path: str | os.PathLike[
     return report, stem_w
 
 
-def load_pretrained_backbone(model_backbone: nn.Module, arch: str, path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_pretrained_backbone(
+    model_backbone: nn.Module, arch: str, path: str | os.PathLike[str]
+) -> dict[str, Any]:
     """Load an official ImageNet file into a backbone built by ``BACKBONES[arch]``.
 
     Accepts torchvision layouts (ResNet-50/34, MobileNetV2) and the ``mobilenetv2-c5e733a8.pth``
@@ -590,20 +651,28 @@ def _check_fits(model: DFIGDetector, sd: Mapping[str, Tensor], path: Path) -> No
     target = model.state_dict()
     missing = [k for k in target if k not in sd]
     unexpected = [k for k in sd if k not in target]
-    shapes = [f"{k} file {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in target.items() if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    shapes = [
+        f"{k} file {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in target.items()
+        if k in sd and tuple(sd[k].shape) != tuple(v.shape)
+    ]
     if missing or unexpected or shapes:
         held = describe_state_dict(sd)
         raise CheckpointMismatchError(
             f"{path}: its weights do not fit a {model.arch} mode {model.mode!r} detector "
             f"(in_channels={model.in_channels}); the weights look like backbone={held['arch']}, "
             f"mode={held['mode']}, in_channels={held['in_channels']}. First mismatches: "
-            f"missing [{_list(missing, 5)}]; unexpected [{_list(unexpected, 5)}]; shapes [{'; '.join(shapes[:5])}]")
+            f"missing [{_list(missing, 5)}]; unexpected [{_list(unexpected, 5)}]; shapes [{'; '.join(shapes[:5])}]"
+        )
 
 
-def load_detector(checkpoint_path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
-                  expect_arch: str | None = None, expect_mode: int | str | None = None,
-                  trusted: bool = False) -> tuple[DFIGDetector, dict[str, Any]]:
+def load_detector(
+    checkpoint_path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    expect_arch: str | None = None,
+    expect_mode: int | str | None = None,
+    trusted: bool = False,
+) -> tuple[DFIGDetector, dict[str, Any]]:
     """Rebuild a trained detector from a checkpoint; returns ``(model in eval mode, checkpoint dict)``.
 
     The checkpoint is a dict with ``"model"`` (state dict) and ``"config"`` (``DFIGDetector.config()``).
@@ -619,7 +688,8 @@ def load_detector(checkpoint_path: str | os.PathLike[str], map_location: str | t
     except pickle.UnpicklingError as e:
         raise CheckpointMismatchError(
             f"{path}: holds Python objects beyond tensors and plain containers; if you made this file "
-            f"yourself, load it with trusted=True ({e})") from e
+            f"yourself, load it with trusted=True ({e})"
+        ) from e
     if not isinstance(ckpt, Mapping):
         raise CheckpointMismatchError(f"{path}: expected a checkpoint dict, found {type(ckpt).__name__}")
     if isinstance(ckpt.get("model"), Mapping):
@@ -628,25 +698,38 @@ def load_detector(checkpoint_path: str | os.PathLike[str], map_location: str | t
         sd, cfg = dict(ckpt), None
         ckpt = {"model": sd}
     if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     if cfg is None:
         if expect_arch is None or expect_mode is None:
             held = describe_state_dict(sd)
             raise CheckpointMismatchError(
                 f"{path}: no stored config; pass expect_arch and expect_mode (the weights look like "
-                f"backbone={held['arch']}, mode={held['mode']})")
-        cfg = {"arch": arch_key(expect_arch), "mode": mode_key(expect_mode), "spectra_channels": 1, "spec_norm": "none"}
+                f"backbone={held['arch']}, mode={held['mode']})"
+            )
+        cfg = {
+            "arch": arch_key(expect_arch),
+            "mode": mode_key(expect_mode),
+            "spectra_channels": 1,
+            "spec_norm": "none",
+        }
     held_arch, held_mode = arch_key(cfg["arch"]), mode_key(cfg["mode"])
     if expect_arch is not None and arch_key(expect_arch) != held_arch:
         raise CheckpointMismatchError(
             f"{path} holds a {held_arch} detector (mode {held_mode!r}), not {arch_key(expect_arch)}: "
-            f"use --arch {held_arch} (backbone {held_arch}) or pick a {arch_key(expect_arch)} checkpoint")
+            f"use --arch {held_arch} (backbone {held_arch}) or pick a {arch_key(expect_arch)} checkpoint"
+        )
     if expect_mode is not None and mode_key(expect_mode) != held_mode:
         raise CheckpointMismatchError(
             f"{path} holds a mode {held_mode!r} detector ({held_arch}), not mode {mode_key(expect_mode)!r}: "
-            f"use --mode {held_mode} or pick a mode {mode_key(expect_mode)!r} checkpoint")
-    model = DFIGDetector(held_arch, held_mode, int(cfg.get("spectra_channels", 1)),
-                         spec_norm=cfg.get("spec_norm", "none"), stem_init=cfg.get("stem_init", "random"))
+            f"use --mode {held_mode} or pick a mode {mode_key(expect_mode)!r} checkpoint"
+        )
+    model = DFIGDetector(
+        held_arch,
+        held_mode,
+        int(cfg.get("spectra_channels", 1)),
+        spec_norm=cfg.get("spec_norm", "none"),
+        stem_init=cfg.get("stem_init", "random"),
+    )
     model.pretrained_report = cfg.get("pretrained")
     _check_fits(model, sd, path)
     model.load_state_dict(sd, strict=True)
@@ -657,8 +740,24 @@ def load_detector(checkpoint_path: str | os.PathLike[str], map_location: str | t
 
 
 __all__ = [
-    "ARCH_ALIASES", "BACKBONES", "FUSIONS", "SPEC_NORMS", "STEM_INITS",
-    "AttentionBlock", "BackboneSpec", "CheckpointMismatchError", "DFIGDetector", "Fusion",
-    "PretrainedMismatchError", "arch_key", "build_detector", "describe_state_dict", "init_stem_from_rgb",
-    "load_detector", "load_pretrained_backbone", "mode_key", "read_state_dict", "resolve_pretrained",
+    "ARCH_ALIASES",
+    "BACKBONES",
+    "FUSIONS",
+    "SPEC_NORMS",
+    "STEM_INITS",
+    "AttentionBlock",
+    "BackboneSpec",
+    "CheckpointMismatchError",
+    "DFIGDetector",
+    "Fusion",
+    "PretrainedMismatchError",
+    "arch_key",
+    "build_detector",
+    "describe_state_dict",
+    "init_stem_from_rgb",
+    "load_detector",
+    "load_pretrained_backbone",
+    "mode_key",
+    "read_state_dict",
+    "resolve_pretrained",
 ]

@@ -47,8 +47,9 @@ def incomplete_stages(meta: dict[str, Any]) -> list[dict[str, Any]]:
     """
     out, depth, m = [], 0, dict(meta or {})
     while m:
-        unfinished = m.get("complete") is False or (m.get("stage") == "segmentation" and "counts" in m
-                                                    and m["counts"] is None)
+        unfinished = m.get("complete") is False or (
+            m.get("stage") == "segmentation" and "counts" in m and m["counts"] is None
+        )
         if unfinished:
             out.append({"stage": m.get("stage", "?"), "depth": depth, "input_dir": m.get("input_dir")})
         m, depth = dict(m.get("input") or {}), depth + 1
@@ -60,8 +61,11 @@ def allow_incomplete_default() -> bool:
     return os.environ.get("DFIG_ALLOW_INCOMPLETE", "").strip().lower() in {"1", "true", "yes"}
 
 
-def check_complete(root: str | os.PathLike[str], allow: bool | None = None,
-                   fix: str = "run the stage again (it resumes where it stopped)") -> list[dict[str, Any]]:
+def check_complete(
+    root: str | os.PathLike[str],
+    allow: bool | None = None,
+    fix: str = "run the stage again (it resumes where it stopped)",
+) -> list[dict[str, Any]]:
     """Refuse a tree whose stage record (or an input's) says it is incomplete; or warn, when allowed.
 
     Arguments: ``root`` a stage's output folder; ``allow`` use it anyway (``None``: the environment,
@@ -72,21 +76,29 @@ def check_complete(root: str | os.PathLike[str], allow: bool | None = None,
     found = [{**r, "root": str(root)} for r in incomplete_stages(read_stage_meta(root))]
     if not found:
         return []
-    where = "; ".join(f"{r['stage']} stage" + (f" of its input {r['input_dir']}" if r["depth"] else "")
-                      for r in found)
-    msg = (f"{root}: {STAGE_META} says the {where} did not finish (complete: false), so the tree is partial: "
-           f"{fix}")
+    where = "; ".join(
+        f"{r['stage']} stage" + (f" of its input {r['input_dir']}" if r["depth"] else "") for r in found
+    )
+    msg = (
+        f"{root}: {STAGE_META} says the {where} did not finish (complete: false), so the tree is partial: "
+        f"{fix}"
+    )
     if not (allow_incomplete_default() if allow is None else allow):
-        raise IncompleteStageError(f"{msg}; to use it as it is, pass allow_incomplete "
-                                   "(--allow_incomplete, or DFIG_ALLOW_INCOMPLETE=1 for the notebooks)")
+        raise IncompleteStageError(
+            f"{msg}; to use it as it is, pass allow_incomplete "
+            "(--allow_incomplete, or DFIG_ALLOW_INCOMPLETE=1 for the notebooks)"
+        )
     warnings.warn(f"INCOMPLETE INPUT used (allowed): {msg}", IncompleteStageWarning, stacklevel=2)
     return found
 
 
 def collect_params(namespace: dict[str, Any]) -> dict[str, Any]:
     """The notebook's parameters: public globals with literal values (str, numbers, bools, lists...)."""
-    return {k: v for k, v in namespace.items()
-            if not k.startswith("_") and k not in _IPY_NAMES and isinstance(v, _SIMPLE)}
+    return {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_") and k not in _IPY_NAMES and isinstance(v, _SIMPLE)
+    }
 
 
 def seed_everything(seed: int) -> None:
@@ -135,18 +147,23 @@ class RunContext:
             p = Path(given).expanduser()
             p = p if p.is_absolute() else paths.root() / p
             if not p.is_dir():
-                raise FileNotFoundError(f"data_root {p} does not exist: pass a folder laid out as "
-                                        "{train,val,test}/{real,fake}/*")
+                raise FileNotFoundError(
+                    f"data_root {p} does not exist: pass a folder laid out as "
+                    "{train,val,test}/{real,fake}/*"
+                )
             return p
         if self.profile == "sample":
             p = paths.sample_data_dir()
             if not p.is_dir():
-                raise FileNotFoundError(f"the sample profile reads the face sample at {p}, which is absent: "
-                                        "set DFIG_SAMPLE_DATA or pass data_root (see README, Data)")
+                raise FileNotFoundError(
+                    f"the sample profile reads the face sample at {p}, which is absent: "
+                    "set DFIG_SAMPLE_DATA or pass data_root (see README, Data)"
+                )
             return p
         if self.profile == "paper":
-            raise FileNotFoundError("the paper profile needs data_root: the full 140k FFHQ + 1M-Fake-Faces "
-                                    "tree (README, Data)")
+            raise FileNotFoundError(
+                "the paper profile needs data_root: the full 140k FFHQ + 1M-Fake-Faces tree (README, Data)"
+            )
         from dfig.data.synthetic import generate
 
         return generate(self.work / "raw", seed=int(self.params.get("seed", 0)))
@@ -169,14 +186,19 @@ class RunContext:
                 f"{self.profile!r} (or `python run_all.py --profile {self.profile}`)."
             )
         allow = self.params.get("allow_incomplete")
-        found = check_complete(p, None if allow is None else bool(allow),
-                               fix=f"run notebooks/{made_by}.ipynb again with profile={self.profile!r} to finish it")
+        found = check_complete(
+            p,
+            None if allow is None else bool(allow),
+            fix=f"run notebooks/{made_by}.ipynb again with profile={self.profile!r} to finish it",
+        )
         if found:
             from dfig import io
 
             self.incomplete += found
-            io.save_metrics({"notebook": self.notebook, "incomplete": self.incomplete},
-                            f"incomplete_input_{self.notebook}")
+            io.save_metrics(
+                {"notebook": self.notebook, "incomplete": self.incomplete},
+                f"incomplete_input_{self.notebook}",
+            )
         return p
 
     @property

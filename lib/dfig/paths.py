@@ -38,9 +38,7 @@ def root() -> Path:
         for p in (start, *start.parents):
             if _is_root(p):
                 return p
-    raise RuntimeError(
-        "Cannot find the DFIG project root: run from inside the repository or set DFIG_ROOT."
-    )
+    raise RuntimeError("Cannot find the DFIG project root: run from inside the repository or set DFIG_ROOT.")
 
 
 def _env_path(name: str, default: Path) -> Path:

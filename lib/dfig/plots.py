@@ -25,7 +25,7 @@ plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 200, "font.size": 9, "axe
 
 def _pick(root: Path, exts: tuple[str, ...], n: int, split: str | None = None, seed: int = 0) -> list[Any]:
     """Up to ``n`` samples per class of ``split`` (first split present if None), seeded."""
-    for s in ([split] if split else SPLITS):
+    for s in [split] if split else SPLITS:
         try:
             samples = discover(root, splits=(s,), exts=exts)[s]
         except FileNotFoundError:
@@ -106,8 +106,15 @@ def lnp_examples(faces: Path, lnp: Path, n: int = 3, title: str = "") -> plt.Fig
     return fig
 
 
-def feature_examples(raw: Path, faces: Path, lnp: Path, split: str = "test", n_per_class: int = 2,
-                     seed: int = 0, title: str = "") -> plt.Figure:
+def feature_examples(
+    raw: Path,
+    faces: Path,
+    lnp: Path,
+    split: str = "test",
+    n_per_class: int = 2,
+    seed: int = 0,
+    title: str = "",
+) -> plt.Figure:
     """The paper's feature figure: Original / Face / LNP / LNP amplitude / LNP phase, per example."""
     from dfig.lnp import read_lnp
 
@@ -119,8 +126,13 @@ def feature_examples(raw: Path, faces: Path, lnp: Path, split: str = "test", n_p
         photo = _find(raw, face, faces, IMAGE_EXTS) if face is not None else None
         arr = read_lnp(s.path)
         amp, ph = amplitude_phase(torch.from_numpy(arr).permute(2, 0, 1)[None].float(), channels=1)
-        imgs = [np.asarray(load_rgb(photo)) if photo else None, np.asarray(load_rgb(face)) if face else None,
-                lnp_display(arr), to_display(amp), phase_to_display(ph)]
+        imgs = [
+            np.asarray(load_rgb(photo)) if photo else None,
+            np.asarray(load_rgb(face)) if face else None,
+            lnp_display(arr),
+            to_display(amp),
+            phase_to_display(ph),
+        ]
         for j, im in enumerate(imgs):
             ax = axes[i, j]
             if im is not None:
@@ -139,8 +151,10 @@ def mean_spectra(means: dict[str, Any], title: str = "") -> plt.Figure:
     real, fake = means["real"], means["fake"]
     ratio = np.log(fake + 1e-12) - np.log(real + 1e-12)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
-    for ax, im, t in ((axes[0], to_display(real), f"real (n={means['n']['real']})"),
-                      (axes[1], to_display(fake), f"fake (n={means['n']['fake']})")):
+    for ax, im, t in (
+        (axes[0], to_display(real), f"real (n={means['n']['real']})"),
+        (axes[1], to_display(fake), f"fake (n={means['n']['fake']})"),
+    ):
         ax.imshow(im, cmap="magma")
         ax.set_title(t)
         _off(ax)
@@ -161,12 +175,19 @@ def training_curves(log: pd.DataFrame, title: str = "") -> plt.Figure:
     legend, on an axis showing that one epoch, and the panel says so.
     """
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
-    series = [(a, "train_loss", "train loss", "o-"), (a, "val_loss", "val loss", "s-"),
-              (b, "val_acc", "val accuracy", "o-"), (b, "val_auc", "val ROC-AUC", "^-"), (b, "val_ap", "val AP", "v-")]
+    series = [
+        (a, "train_loss", "train loss", "o-"),
+        (a, "val_loss", "val loss", "s-"),
+        (b, "val_acc", "val accuracy", "o-"),
+        (b, "val_auc", "val ROC-AUC", "^-"),
+        (b, "val_ap", "val AP", "v-"),
+    ]
     single = len(log) == 1
     for ax, k, lab, style in series:
         if k in log:
-            ax.plot(log["epoch"], log[k], style, label=f"{lab} {float(log[k].iloc[0]):.3f}" if single else lab)
+            ax.plot(
+                log["epoch"], log[k], style, label=f"{lab} {float(log[k].iloc[0]):.3f}" if single else lab
+            )
     b.axhline(0.5, color="grey", lw=0.8, ls=":")
     b.set_ylim(0.3, 1.02)
     for ax in (a, b):
@@ -184,8 +205,11 @@ def training_curves(log: pd.DataFrame, title: str = "") -> plt.Figure:
 
 def metrics_frame(result: dict[str, Any]) -> pd.DataFrame:
     """The run's val and test metrics side by side (for display in the notebook)."""
-    rows = {k.replace("_metrics", ""): v for k, v in result.items()
-            if k.endswith("_metrics") and isinstance(v, dict) and v}
+    rows = {
+        k.replace("_metrics", ""): v
+        for k, v in result.items()
+        if k.endswith("_metrics") and isinstance(v, dict) and v
+    }
     return pd.DataFrame(rows)
 
 
@@ -200,8 +224,14 @@ def curve_style(i: int) -> dict[str, Any]:
 
     Arguments: ``i``, the run's index. Returns: keyword arguments for ``Axes.plot``.
     """
-    return {"color": _COLOURS[i % len(_COLOURS)], "ls": _DASHES[i % len(_DASHES)],
-            "marker": _MARKERS[i % len(_MARKERS)],            "markevery": (0.02 + 0.04 * (i % 8), 0.3), "ms": 4, "lw": 1.2}
+    return {
+        "color": _COLOURS[i % len(_COLOURS)],
+        "ls": _DASHES[i % len(_DASHES)],
+        "marker": _MARKERS[i % len(_MARKERS)],
+        "markevery": (0.02 + 0.04 * (i % 8), 0.3),
+        "ms": 4,
+        "lw": 1.2,
+    }
 
 
 def roc_pr_curves(runs: dict[str, Any], title: str = "") -> plt.Figure:

@@ -77,8 +77,10 @@ def stage_chain(features: dict[str, Any] | None) -> list[dict[str, Any]]:
     meta = dict(features or {})
     while meta.get("stage") and meta["stage"] not in RAW_DATA_STAGES:
         if meta["stage"] not in FEATURE_STAGES:
-            raise PipelineMismatchError(f"unknown feature stage {meta['stage']!r} in the checkpoint's features "
-                                        f"record; known: {FEATURE_STAGES}")
+            raise PipelineMismatchError(
+                f"unknown feature stage {meta['stage']!r} in the checkpoint's features "
+                f"record; known: {FEATURE_STAGES}"
+            )
         chain.append(meta)
         meta = dict(meta.get("input") or {})
     return chain[::-1]
@@ -95,18 +97,27 @@ def _rebuild_segmenter(meta: dict[str, Any], device: str) -> Any:
         from dfig.fallback import FallbackNotAllowed
 
         try:
-            seg, new = build_segmenter("sam", model_type=rec.get("model_type", "vit_h"), checkpoint=ckpt,
-                                       prompt=rec.get("prompt", "points"), device=device, allow_fallback=False,
-                                       verify=w.get("verify", "size"))
+            seg, new = build_segmenter(
+                "sam",
+                model_type=rec.get("model_type", "vit_h"),
+                checkpoint=ckpt,
+                prompt=rec.get("prompt", "points"),
+                device=device,
+                allow_fallback=False,
+                verify=w.get("verify", "size"),
+            )
         except (FallbackNotAllowed, FileNotFoundError) as e:
             raise PipelineMismatchError(
                 f"the detector was trained on faces segmented with SAM {rec.get('model_type')} "
                 f"({w.get('file')}), which is not available here; a substitute mask would change the "
-                f"features. Put the file in the weights folder (`python -m dfig.weights`). ({e})") from e
+                f"features. Put the file in the weights folder (`python -m dfig.weights`). ({e})"
+            ) from e
         want, got = w.get("sha256"), (new.get("weights") or {}).get("sha256")
         if want and got and want != got:
-            raise PipelineMismatchError(f"the detector was trained on faces segmented with SAM weights sha256 "
-                                        f"{want[:16]}..., but {new['weights']['path']} has sha256 {got[:16]}...")
+            raise PipelineMismatchError(
+                f"the detector was trained on faces segmented with SAM weights sha256 "
+                f"{want[:16]}..., but {new['weights']['path']} has sha256 {got[:16]}..."
+            )
         return seg
     if method in ("prior", "none"):
         seg, _ = build_segmenter(method, allow_fallback=True)  # the recorded (already labelled) fallback
@@ -128,11 +139,14 @@ def _rebuild_denoiser(meta: dict[str, Any], device: str) -> Any:
         except FileNotFoundError as e:
             raise PipelineMismatchError(
                 "the detector was trained on CycleISP LNPs but the CycleISP weights are not available here "
-                f"({str(e).splitlines()[0]}); a classical substitute would change the features") from e
+                f"({str(e).splitlines()[0]}); a classical substitute would change the features"
+            ) from e
         want, got = rec.get("sha256"), den.source.get("sha256")
         if want and got and want != got:
-            raise PipelineMismatchError(f"CycleISP weights differ from the training features' (sha256 "
-                                        f"{str(want)[:16]}... recorded, {str(got)[:16]}... found)")
+            raise PipelineMismatchError(
+                f"CycleISP weights differ from the training features' (sha256 "
+                f"{str(want)[:16]}... recorded, {str(got)[:16]}... found)"
+            )
         return den
     raise PipelineMismatchError(f"cannot rebuild denoiser {method!r} recorded in the checkpoint")
 
@@ -184,8 +198,10 @@ class FeaturePipeline:
             rec = self.seg_meta.get("segmenter") or {}
             parts.append(f"segment[{rec.get('name')}, face {self.seg_meta.get('face_format', 'png')}]")
         if self.lnp_meta:
-            parts.append(f"LNP[{(self.lnp_meta.get('denoiser') or {}).get('method')}, "
-                         f"{self.lnp_meta.get('save_mode')}]")
+            parts.append(
+                f"LNP[{(self.lnp_meta.get('denoiser') or {}).get('method')}, "
+                f"{self.lnp_meta.get('save_mode')}]"
+            )
         return " -> ".join(parts) or "identity (detector trained on raw images)"
 
     @property
@@ -247,8 +263,12 @@ def label_of(path: Path, root: Path) -> int | None:
     return None
 
 
-def load_for_inference(model_path: str | os.PathLike[str], backbone: str | None = None,
-                       mode: int | str | None = None, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any], Any]:
+def load_for_inference(
+    model_path: str | os.PathLike[str],
+    backbone: str | None = None,
+    mode: int | str | None = None,
+    device: str = "cpu",
+) -> tuple[torch.nn.Module, dict[str, Any], Any]:
     """``(model, checkpoint, TrainOptions)``; wrong ``backbone``/``mode`` -> error naming what the file holds."""
     from dfig.train import TrainOptions, resolve_device
 
@@ -273,9 +293,11 @@ def _load_detector_checked(model_path: Any, dev: Any, backbone: Any, mode: Any) 
     except (RuntimeError, EOFError, pickle.UnpicklingError, CheckpointMismatchError) as e:
         if isinstance(e, CheckpointMismatchError) and not isinstance(e.__cause__, pickle.UnpicklingError):
             raise
-        raise CheckpointFileError(f"{model_path}: not a checkpoint of a dfig detector, or truncated/corrupt "
-                                  "(it cannot be read as tensors and plain containers); use the "
-                                  "model_epoch_best.pth a dfig.train run wrote") from e
+        raise CheckpointFileError(
+            f"{model_path}: not a checkpoint of a dfig detector, or truncated/corrupt "
+            "(it cannot be read as tensors and plain containers); use the "
+            "model_epoch_best.pth a dfig.train run wrote"
+        ) from e
 
 
 def inference_dataset(samples: list[Sample], opts: Any, reader: Any, policy: str) -> Any:
@@ -292,8 +314,9 @@ def inference_dataset(samples: list[Sample], opts: Any, reader: Any, policy: str
     return ImageDataset(samples, tf, reader=reader, policy=policy, precheck=False)
 
 
-def score_dataset(model: torch.nn.Module, ds: Any, opts: Any, batch_size: int, device: str,
-                  progress: bool) -> tuple[np.ndarray, np.ndarray]:
+def score_dataset(
+    model: torch.nn.Module, ds: Any, opts: Any, batch_size: int, device: str, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """P(fake) of every image of ``ds`` with the checkpoint's evaluation crop.
 
     Returns: ``(p_fake, index)``, index into ``ds.samples`` (bad files left out under ``skip``).
@@ -302,8 +325,9 @@ def score_dataset(model: torch.nn.Module, ds: Any, opts: Any, batch_size: int, d
     from dfig.train import eval_kwargs, evaluate, resolve_device
 
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, workers=0)
-    _, p, idx = evaluate(model, loader, resolve_device(device), progress=progress, return_index=True,
-                         **eval_kwargs(opts))
+    _, p, idx = evaluate(
+        model, loader, resolve_device(device), progress=progress, return_index=True, **eval_kwargs(opts)
+    )
     return p, idx
 
 
@@ -311,15 +335,27 @@ def _samples(files: Sequence[Path], root: Path) -> list[Sample]:
     out = []
     for f in files:
         lab = label_of(f, root)
-        out.append(Sample(f, -1 if lab is None else lab, "predict", "unknown" if lab is None else
-                          ("real", "fake")[lab]))
+        out.append(
+            Sample(
+                f, -1 if lab is None else lab, "predict", "unknown" if lab is None else ("real", "fake")[lab]
+            )
+        )
     return out
 
 
-def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathLike[str], raw: bool = False,
-                   backbone: str | None = None, mode: int | str | None = None, batch_size: int = 32,
-                   device: str = "cpu", threshold: float | str = 0.5, policy: str = "skip",
-                   progress: bool = False, max_pixels: int | None = MAX_PIXELS) -> Any:
+def predict_folder(
+    model_path: str | os.PathLike[str],
+    input_dir: str | os.PathLike[str],
+    raw: bool = False,
+    backbone: str | None = None,
+    mode: int | str | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    threshold: float | str = 0.5,
+    policy: str = "skip",
+    progress: bool = False,
+    max_pixels: int | None = MAX_PIXELS,
+) -> Any:
     """Score every image under ``input_dir``; returns a DataFrame.
 
     Columns: ``path, p_fake, pred_label`` (``p_fake > threshold``; ``threshold="val"`` uses the
@@ -366,12 +402,20 @@ def predict_folder(model_path: str | os.PathLike[str], input_dir: str | os.PathL
     ds = inference_dataset(samples, opts, region_reader(reader, opts.center_region), policy)
     p, idx = score_dataset(model, ds, opts, batch_size, str(device), progress)
     kept = [samples[i] for i in idx]
-    df = pd.DataFrame({"path": [str(s.path) for s in kept], "p_fake": p.astype(float),
-                       "pred_label": (p > thr).astype(int)})
+    df = pd.DataFrame(
+        {"path": [str(s.path) for s in kept], "p_fake": p.astype(float), "pred_label": (p > thr).astype(int)}
+    )
     if kept and all(s.label in (0, 1) for s in kept):
         df["true_label"] = [s.label for s in kept]
-    df.attrs.update(model_path=str(model_path), threshold=thr, raw=raw, pipeline=described,
-                    skipped=list(report.failed), config=ck.get("config"), **screened)
+    df.attrs.update(
+        model_path=str(model_path),
+        threshold=thr,
+        raw=raw,
+        pipeline=described,
+        skipped=list(report.failed),
+        config=ck.get("config"),
+        **screened,
+    )
     return df
 
 
@@ -392,8 +436,16 @@ def image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def screen_inputs(files: list[Path], root: Path, ck: dict[str, Any], opts: Any, raw: bool,
-                  max_pixels: int | None, policy: str, report: Any) -> tuple[list[Path], dict[str, Any]]:
+def screen_inputs(
+    files: list[Path],
+    root: Path,
+    ck: dict[str, Any],
+    opts: Any,
+    raw: bool,
+    max_pixels: int | None,
+    policy: str,
+    report: Any,
+) -> tuple[list[Path], dict[str, Any]]:
     """Refuse images above ``max_pixels``; warn about images below the crop and mismatched inputs.
 
     Arguments: the listed ``files`` under ``root``, the checkpoint ``ck`` and its ``opts``, ``raw``,
@@ -409,9 +461,12 @@ def screen_inputs(files: list[Path], root: Path, ck: dict[str, Any], opts: Any, 
     for f in files:
         size = image_size(f)
         if size and max_pixels and size[0] * size[1] > max_pixels:
-            e = BadImageError(f, f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.1f} Mpx exceeds max_pixels "
-                                 f"{max_pixels / 1e6:.1f} Mpx (memory grows with the pixel count): pass --max_pixels "
-                                 f"{size[0] * size[1]} to score it")
+            e = BadImageError(
+                f,
+                f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.1f} Mpx exceeds max_pixels "
+                f"{max_pixels / 1e6:.1f} Mpx (memory grows with the pixel count): pass --max_pixels "
+                f"{size[0] * size[1]} to score it",
+            )
             if policy == "strict":
                 raise e
             report.fail(f, e.reason)
@@ -421,8 +476,10 @@ def screen_inputs(files: list[Path], root: Path, ck: dict[str, Any], opts: Any, 
         keep.append(f)
     notes = input_kind_warnings(keep, root, ck.get("features") or {}, raw)
     if small:
-        notes.append(f"{len(small)} image(s) are smaller than the model's {crop}x{crop} crop (e.g. {small[0]}): "
-                     "they are padded or upscaled, which changes their noise, so their scores are unreliable")
+        notes.append(
+            f"{len(small)} image(s) are smaller than the model's {crop}x{crop} crop (e.g. {small[0]}): "
+            "they are padded or upscaled, which changes their noise, so their scores are unreliable"
+        )
     for msg in notes:
         warnings.warn(msg, InputMismatchWarning, stacklevel=3)
     return keep, {"input_warnings": notes, "too_small": small}
@@ -441,7 +498,9 @@ def _midtone_fraction(path: Path) -> float:
     """Share of 8-bit values in [32, 200]: near 0 for compat LNPs (0 or wrapped near 255), large for photos."""
     from dfig.data.images import load_rgb
 
-    a = np.asarray(load_rgb(path))[::2, ::2]  # subsample, never average: averaging 0s and 255s makes mid-tones
+    a = np.asarray(load_rgb(path))[
+        ::2, ::2
+    ]  # subsample, never average: averaging 0s and 255s makes mid-tones
     return float(((a >= 32) & (a <= 200)).mean())
 
 
@@ -459,13 +518,23 @@ def input_kind_warnings(files: list[Path], root: Path, features: dict[str, Any],
         rec_path, meta = found
         have = meta.get("stage") or "raw"
         if have != want_stage:
-            fix = ("pass --raw to run the recorded pipeline on raw photos, or give the tree the detector's "
-                   "training stage made") if want_stage != "raw" else "give raw photos with --raw, or drop --raw"
-            return [f"{root} was made by the {have} stage ({rec_path}) but the detector reads {want_stage} "
-                    f"input ({describe_expected(want, raw)}): {fix}"]
+            fix = (
+                (
+                    "pass --raw to run the recorded pipeline on raw photos, or give the tree the detector's "
+                    "training stage made"
+                )
+                if want_stage != "raw"
+                else "give raw photos with --raw, or drop --raw"
+            )
+            return [
+                f"{root} was made by the {have} stage ({rec_path}) but the detector reads {want_stage} "
+                f"input ({describe_expected(want, raw)}): {fix}"
+            ]
         if have == "lnp" and meta.get("save_mode") != want.get("save_mode"):
-            return [f"{root} holds {meta.get('save_mode')} LNPs ({rec_path}) but the detector was trained on "
-                    f"{want.get('save_mode')} LNPs: extract them with --save_mode {want.get('save_mode')}"]
+            return [
+                f"{root} holds {meta.get('save_mode')} LNPs ({rec_path}) but the detector was trained on "
+                f"{want.get('save_mode')} LNPs: extract them with --save_mode {want.get('save_mode')}"
+            ]
         return []
     if want_stage != "lnp" or not files:
         return []
@@ -473,18 +542,26 @@ def input_kind_warnings(files: list[Path], root: Path, features: dict[str, Any],
     fix = "pass --raw to segment and extract LNPs first as recorded in the checkpoint"
     if want.get("save_mode") == "clean":
         odd = [f for f in sample if f.suffix.lower() != ".npy"]
-        return [f"{root}: {odd[0].name} is not a clean .npy LNP, which the detector reads: {fix}"] if odd else []
+        return (
+            [f"{root}: {odd[0].name} is not a clean .npy LNP, which the detector reads: {fix}"] if odd else []
+        )
     if any(f.suffix.lower() == ".npy" for f in sample):
-        return [f"{root}: holds .npy files (clean LNPs) but the detector was trained on compat LNP PNGs: extract "
-                "them with --save_mode compat, or use a detector trained on clean LNPs"]
+        return [
+            f"{root}: holds .npy files (clean LNPs) but the detector was trained on compat LNP PNGs: extract "
+            "them with --save_mode compat, or use a detector trained on clean LNPs"
+        ]
     photos = [f for f in sample if f.suffix.lower() != ".png"]
     if photos:
-        return [f"{root}: {photos[0].name} is a {photos[0].suffix} file, not a compat LNP PNG: these look like "
-                f"raw photos; {fix}"]
+        return [
+            f"{root}: {photos[0].name} is a {photos[0].suffix} file, not a compat LNP PNG: these look like "
+            f"raw photos; {fix}"
+        ]
     mids = [m for m in (_midtone_fraction(f) for f in sample if image_size(f)) if m > 0.25]
     if mids:
-        return [f"{root}: {len(mids)} of {len(sample)} inspected PNGs have photo-like values (mid-tones), unlike "
-                f"compat LNPs (near 0 or 255): these look like photos or faces, not LNPs; {fix}"]
+        return [
+            f"{root}: {len(mids)} of {len(sample)} inspected PNGs have photo-like values (mid-tones), unlike "
+            f"compat LNPs (near 0 or 255): these look like photos or faces, not LNPs; {fix}"
+        ]
     return []
 
 
@@ -501,7 +578,9 @@ def describe_expected(want: dict[str, Any], raw: bool) -> str:
 # output and CLI
 
 
-def default_output_csv(model_path: str | os.PathLike[str], input_dir: str | os.PathLike[str], raw: bool) -> Path:
+def default_output_csv(
+    model_path: str | os.PathLike[str], input_dir: str | os.PathLike[str], raw: bool
+) -> Path:
     """``<checkpoint folder>/predict_<input folder name>[_raw].csv``.
 
     The ``predict_`` prefix keeps it apart from everything ``dfig.train`` writes there
@@ -511,8 +590,9 @@ def default_output_csv(model_path: str | os.PathLike[str], input_dir: str | os.P
     return Path(model_path).resolve().parent / f"predict_{name}{'_raw' if raw else ''}.csv"
 
 
-def check_destination(dest: str | os.PathLike[str], input_dir: str | os.PathLike[str],
-                      overwrite: bool = False) -> Path:
+def check_destination(
+    dest: str | os.PathLike[str], input_dir: str | os.PathLike[str], overwrite: bool = False
+) -> Path:
     """Refuse a CSV destination inside the input tree, an existing file (unless ``overwrite``) or an
     unwritable folder, before any work. Returns: the resolved path. Raises ValueError/FileExistsError/
     PermissionError naming the file and the flag that fixes it."""
@@ -520,17 +600,22 @@ def check_destination(dest: str | os.PathLike[str], input_dir: str | os.PathLike
 
     dest, inp = Path(dest).resolve(), Path(input_dir).resolve()
     if inp in dest.parents:
-        raise ValueError(f"{dest} lies inside the input folder {inp}: predictions are never written into "
-                         "the input tree; choose another --output_csv")
+        raise ValueError(
+            f"{dest} lies inside the input folder {inp}: predictions are never written into "
+            "the input tree; choose another --output_csv"
+        )
     if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} already exists and was not written by this call: pass --overwrite to "
-                              "replace it, or choose another --output_csv")
+        raise FileExistsError(
+            f"{dest} already exists and was not written by this call: pass --overwrite to "
+            "replace it, or choose another --output_csv"
+        )
     check_writable(dest.parent, "--output_csv")
     return dest
 
 
-def write_predictions(df: Any, dest: str | os.PathLike[str], input_dir: str | os.PathLike[str],
-                      overwrite: bool = False) -> Path:
+def write_predictions(
+    df: Any, dest: str | os.PathLike[str], input_dir: str | os.PathLike[str], overwrite: bool = False
+) -> Path:
     """Write the CSV atomically; refuses a destination inside ``input_dir`` or an existing file
     (unless ``overwrite``), see :func:`check_destination`. Returns: the path written."""
     dest = check_destination(dest, input_dir, overwrite)
@@ -540,10 +625,14 @@ def write_predictions(df: Any, dest: str | os.PathLike[str], input_dir: str | os
 
 def summary(df: Any) -> dict[str, Any]:
     """Counts, mean p_fake and (when labels are known) metrics at the threshold used."""
-    out: dict[str, Any] = {"n": int(len(df)), "pred_fake": int(df["pred_label"].sum()),
-                           "pred_real": int((1 - df["pred_label"]).sum()),
-                           "mean_p_fake": float(df["p_fake"].mean()) if len(df) else float("nan"),
-                           "threshold": df.attrs.get("threshold"), "skipped": len(df.attrs.get("skipped", []))}
+    out: dict[str, Any] = {
+        "n": int(len(df)),
+        "pred_fake": int(df["pred_label"].sum()),
+        "pred_real": int((1 - df["pred_label"]).sum()),
+        "mean_p_fake": float(df["p_fake"].mean()) if len(df) else float("nan"),
+        "threshold": df.attrs.get("threshold"),
+        "skipped": len(df.attrs.get("skipped", [])),
+    }
     if "true_label" in df and len(df):
         from dfig.metrics import compute_metrics
 
@@ -554,11 +643,18 @@ def summary(df: Any) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m dfig.predict --backbone res50 --mode 0 --model_path F --input_dir D [--raw]``."""
-    ap = argparse.ArgumentParser(prog="python -m dfig.predict", description="Score a folder with a trained detector.")
+    ap = argparse.ArgumentParser(
+        prog="python -m dfig.predict", description="Score a folder with a trained detector."
+    )
     ap.add_argument("--model_path", required=True, help="model_epoch_best.pth of a dfig.train run")
     ap.add_argument("--input_dir", required=True, help="LNP folder (or raw photos with --raw)")
-    ap.add_argument("--backbone", "--arch", dest="backbone", default=None,
-                    help="res50 | mobilev2 | res34: checked against the checkpoint")
+    ap.add_argument(
+        "--backbone",
+        "--arch",
+        dest="backbone",
+        default=None,
+        help="res50 | mobilev2 | res34: checked against the checkpoint",
+    )
     ap.add_argument("--mode", default=None, help="0 | 1 | 2 | lnp | spec: checked against the checkpoint")
     ap.add_argument("--raw", action="store_true", help="input_dir holds raw photos: segment -> LNP in memory")
     ap.add_argument("--output_csv", default=None, help="default: next to the checkpoint")
@@ -567,8 +663,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--policy", default="skip", choices=("skip", "strict"))
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --output_csv")
-    ap.add_argument("--max_pixels", type=int, default=MAX_PIXELS,
-                    help=f"refuse larger images (default {MAX_PIXELS}; 0: no limit)")
+    ap.add_argument(
+        "--max_pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"refuse larger images (default {MAX_PIXELS}; 0: no limit)",
+    )
     ap.add_argument("--no_progress", action="store_true")
     a = ap.parse_args(argv)
     from dfig.clierrors import USER_ERRORS, fail
@@ -579,8 +679,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(e)
     s = summary(df)
     print(f"features: {df.attrs['pipeline']}")
-    print(f"{s['n']} images scored ({s['skipped']} skipped): {s['pred_fake']} predicted fake, "
-          f"{s['pred_real']} real at threshold {s['threshold']:.4g}; mean p_fake {s['mean_p_fake']:.4f}")
+    print(
+        f"{s['n']} images scored ({s['skipped']} skipped): {s['pred_fake']} predicted fake, "
+        f"{s['pred_real']} real at threshold {s['threshold']:.4g}; mean p_fake {s['mean_p_fake']:.4f}"
+    )
     for p, r in df.attrs["skipped"][:20]:
         print(f"  SKIPPED {p}: {r}")
     if "metrics" in s:
@@ -602,11 +704,22 @@ def _run_cli(a: argparse.Namespace) -> tuple[Any, Path]:
     check_checkpoint_file(a.model_path)
     if not Path(a.input_dir).is_dir():
         raise FileNotFoundError(f"--input_dir {a.input_dir}: no such folder (check the path)")
-    dest = check_destination(a.output_csv or default_output_csv(a.model_path, a.input_dir, a.raw), a.input_dir,
-                             a.overwrite)
-    df = predict_folder(a.model_path, a.input_dir, raw=a.raw, backbone=a.backbone, mode=a.mode,
-                        batch_size=a.batch_size, device=a.device, threshold=thr, policy=a.policy,
-                        progress=not a.no_progress, max_pixels=a.max_pixels or None)
+    dest = check_destination(
+        a.output_csv or default_output_csv(a.model_path, a.input_dir, a.raw), a.input_dir, a.overwrite
+    )
+    df = predict_folder(
+        a.model_path,
+        a.input_dir,
+        raw=a.raw,
+        backbone=a.backbone,
+        mode=a.mode,
+        batch_size=a.batch_size,
+        device=a.device,
+        threshold=thr,
+        policy=a.policy,
+        progress=not a.no_progress,
+        max_pixels=a.max_pixels or None,
+    )
     return df, write_predictions(df, dest, a.input_dir, overwrite=a.overwrite)
 
 

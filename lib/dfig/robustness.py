@@ -42,10 +42,19 @@ def _perturbed_reader(pipeline: Any, kind: str | None, level: float | None) -> A
     return read
 
 
-def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.PathLike[str], split: str = "test",
-                        perturbations: Sequence[tuple[str, str | None, float | None]] = DEFAULT_PERTURBATIONS,
-                        batch_size: int = 32, device: str = "cpu", n_boot: int = 1000, seed: int = 0,
-                        limit: int | None = None, policy: str = "skip", progress: bool = False) -> Any:
+def evaluate_robustness(
+    model_path: str | os.PathLike[str],
+    raw_root: str | os.PathLike[str],
+    split: str = "test",
+    perturbations: Sequence[tuple[str, str | None, float | None]] = DEFAULT_PERTURBATIONS,
+    batch_size: int = 32,
+    device: str = "cpu",
+    n_boot: int = 1000,
+    seed: int = 0,
+    limit: int | None = None,
+    policy: str = "skip",
+    progress: bool = False,
+) -> Any:
     """Metrics of the checkpoint on ``raw_root/<split>`` under each perturbation; one row each.
 
     Columns: ``perturbation, kind, level, n, acc, real_acc, fake_acc, ap, roc_auc, eer`` (at 0.5),
@@ -76,8 +85,9 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
     samples = [s for s in samples if s.path in good]
     rows, reference = [], None
     for name, kind, level in tqdm(list(perturbations), desc="perturbations", disable=not progress):
-        ds = inference_dataset(samples, opts, region_reader(_perturbed_reader(pipeline, kind, level), opts.center_region),
-                      policy)
+        ds = inference_dataset(
+            samples, opts, region_reader(_perturbed_reader(pipeline, kind, level), opts.center_region), policy
+        )
         p, idx = score_dataset(model, ds, opts, batch_size, str(device), progress)
         y = np.array([samples[i].label for i in idx])
         m = compute_metrics(y, p, 0.5)
@@ -93,9 +103,15 @@ def evaluate_robustness(model_path: str | os.PathLike[str], raw_root: str | os.P
         if kind is None:
             reference = pd.DataFrame({"path": [str(samples[i].path) for i in idx], "label": y, "p_fake": p})
     df = pd.DataFrame(rows)
-    df.attrs.update(model_path=str(Path(model_path)), raw_root=str(raw_root), split=split,
-                    pipeline=pipeline.describe(), skipped=list(report.failed), threshold=thr,
-                    n_available=len(discover(raw_root, splits=(split,))[split]))
+    df.attrs.update(
+        model_path=str(Path(model_path)),
+        raw_root=str(raw_root),
+        split=split,
+        pipeline=pipeline.describe(),
+        skipped=list(report.failed),
+        threshold=thr,
+        n_available=len(discover(raw_root, splits=(split,))[split]),
+    )
     if reference is not None:
         df.attrs["reference_scores"] = reference  # per-image scores of the unperturbed row
     return df

@@ -30,11 +30,15 @@ class RunReport:
         return self
 
     def summary(self) -> str:
-        s = (f"[{self.stage}] wrote {self.done}, skipped {self.skipped_existing} already done, "
-             f"failed {len(self.failed)}")
+        s = (
+            f"[{self.stage}] wrote {self.done}, skipped {self.skipped_existing} already done, "
+            f"failed {len(self.failed)}"
+        )
         if self.removed_part_files:
-            s += (f"; removed {self.removed_part_files} unfinished temporary (.part) files "
-                  "left by an interrupted run")
+            s += (
+                f"; removed {self.removed_part_files} unfinished temporary (.part) files "
+                "left by an interrupted run"
+            )
         for p, r in self.failed[:20]:
             s += f"\n  FAILED {p}: {r}"
         if len(self.failed) > 20:
@@ -42,6 +46,11 @@ class RunReport:
         return s
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "done": self.done, "skipped_existing": self.skipped_existing,
-                "removed_part_files": self.removed_part_files,
-                "failed": [{"path": p, "reason": r} for p, r in self.failed], **self.extra}
+        return {
+            "stage": self.stage,
+            "done": self.done,
+            "skipped_existing": self.skipped_existing,
+            "removed_part_files": self.removed_part_files,
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            **self.extra,
+        }

@@ -118,7 +118,12 @@ def face_box(height: int, width: int) -> np.ndarray:
 def prior_mask(height: int, width: int) -> np.ndarray:
     """The aligned-face prior: the ellipse inscribed in :data:`FACE_BOX` (pixel centres inside)."""
     x0, y0, x1, y1 = FACE_BOX
-    cx, cy, ax, ay = (x0 + x1) / 2 * width, (y0 + y1) / 2 * height, (x1 - x0) / 2 * width, (y1 - y0) / 2 * height
+    cx, cy, ax, ay = (
+        (x0 + x1) / 2 * width,
+        (y0 + y1) / 2 * height,
+        (x1 - x0) / 2 * width,
+        (y1 - y0) / 2 * height,
+    )
     yy, xx = np.mgrid[0:height, 0:width]
     return ((xx + 0.5 - cx) / ax) ** 2 + ((yy + 0.5 - cy) / ay) ** 2 <= 1.0
 
@@ -134,6 +139,7 @@ def apply_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # fallback segmenters
+
 
 class PriorSegmenter:
     """Aligned-face prior (ellipse in :data:`FACE_BOX`, scaled to the image); no model, score NaN."""
@@ -158,14 +164,16 @@ class WholeImageSegmenter:
 # ---------------------------------------------------------------------------------------------
 # SAM
 
+
 def _prompt_points(seg: SamSegmenter, rgb: np.ndarray) -> SegResult:
     h, w = rgb.shape[:2]
     pts = np.array(SAM_POINTS_256, dtype=np.float64) * np.array([w / 256.0, h / 256.0])
     labels = np.ones(len(pts), dtype=np.int64)
     _, scores, logits = seg.predictor.predict(point_coords=pts, point_labels=labels, multimask_output=True)
     best = int(np.argmax(scores))
-    masks, scores2, _ = seg.predictor.predict(point_coords=pts, point_labels=labels,
-                                              mask_input=logits[best][None, :, :], multimask_output=False)
+    masks, scores2, _ = seg.predictor.predict(
+        point_coords=pts, point_labels=labels, mask_input=logits[best][None, :, :], multimask_output=False
+    )
     return SegResult(masks[0].astype(bool), float(scores2[0]), {"first_pass_best": best})
 
 
@@ -184,7 +192,9 @@ class _SharedEmbedding:
 
     def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
         if tuple(image.shape) != self._shape or not self._p.is_image_set:
-            raise RuntimeError("auto prompt: the generator asked for a crop; only crop_n_layers=0 is supported")
+            raise RuntimeError(
+                "auto prompt: the generator asked for a crop; only crop_n_layers=0 is supported"
+            )
 
     def reset_image(self) -> None:  # keep the embedding for the box prompt that follows
         pass
@@ -205,9 +215,11 @@ def _prompt_auto(seg: SamSegmenter, rgb: np.ndarray) -> SegResult:
     if central:
         pick, source = max(central, key=lambda a: a["area"]), "largest mask covering the centre"
     elif anns:
+
         def dist(a: Mapping[str, Any]) -> float:
             bx, by, bw, bh = a["bbox"]
             return (bx + bw / 2 - cx) ** 2 + (by + bh / 2 - cy) ** 2
+
         pick, source = min(anns, key=dist), "no mask covers the centre: mask whose box centre is nearest"
     else:
         pick, source = None, "no mask proposed: aligned-face box"
@@ -217,8 +229,11 @@ def _prompt_auto(seg: SamSegmenter, rgb: np.ndarray) -> SegResult:
     else:
         box = face_box(h, w)
     masks, scores, _ = seg.predictor.predict(box=box, multimask_output=False)
-    return SegResult(masks[0].astype(bool), float(scores[0]),
-                     {"box": box.tolist(), "box_source": source, "proposals": len(anns)})
+    return SegResult(
+        masks[0].astype(bool),
+        float(scores[0]),
+        {"box": box.tolist(), "box_source": source, "proposals": len(anns)},
+    )
 
 
 #: Prompt name -> function(SamSegmenter, rgb) -> SegResult (the image embedding is already set).
@@ -231,12 +246,14 @@ PROMPTS: dict[str, Callable[[SamSegmenter, np.ndarray], SegResult]] = {
 
 def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, Any]:
     if isinstance(obj, Mapping) and len(obj) == 1:
-        (k, v), = obj.items()
+        ((k, v),) = obj.items()
         if k in ("state_dict", "model") and isinstance(v, Mapping):
             obj = v
     if not isinstance(obj, Mapping):
-        raise WrongWeightsError(f"{path}: not a state dict (found {type(obj).__name__}); expected an official SAM "
-                         "checkpoint such as sam_vit_h_4b8939.pth")
+        raise WrongWeightsError(
+            f"{path}: not a state dict (found {type(obj).__name__}); expected an official SAM "
+            "checkpoint such as sam_vit_h_4b8939.pth"
+        )
     return dict(obj)
 
 
@@ -259,8 +276,9 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike[str], device: str = 
     try:
         sd = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
-        raise WrongWeightsError(f"{path}: cannot be read as a PyTorch checkpoint ({e}). "
-                                "Download the file again.") from e
+        raise WrongWeightsError(
+            f"{path}: cannot be read as a PyTorch checkpoint ({e}). Download the file again."
+        ) from e
     sam = sam_model_registry[model_type](checkpoint=None)
     want, have = set(sam.state_dict()), set(sd)
     missing, unexpected = want - have, have - want
@@ -268,9 +286,11 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike[str], device: str = 
         raise WrongWeightsError(
             f"{path}: not a SAM {model_type} checkpoint: {len(missing)} missing keys"
             + (f" [{_key_list(missing)}]" if missing else "")
-            + f", {len(unexpected)} unexpected keys" + (f" [{_key_list(unexpected)}]" if unexpected else "")
+            + f", {len(unexpected)} unexpected keys"
+            + (f" [{_key_list(unexpected)}]" if unexpected else "")
             + f". Check that --model_type ({model_type}) matches the file (sam_vit_h_4b8939.pth = vit_h, "
-            "sam_vit_l_0b3195.pth = vit_l, sam_vit_b_01ec64.pth = vit_b).")
+            "sam_vit_l_0b3195.pth = vit_l, sam_vit_b_01ec64.pth = vit_b)."
+        )
     try:
         sam.load_state_dict(sd, strict=True)
     except RuntimeError as e:  # shape mismatches
@@ -288,9 +308,15 @@ class SamSegmenter:
     last call; ``precision_record`` the startup check's outcome.
     """
 
-    def __init__(self, model: Any, prompt: str = "points", model_type: str = "custom",
-                 auto_options: Mapping[str, Any] | None = None, precision: str = DEFAULT_PRECISION,
-                 batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        prompt: str = "points",
+        model_type: str = "custom",
+        auto_options: Mapping[str, Any] | None = None,
+        precision: str = DEFAULT_PRECISION,
+        batch_size: int | None = None,
+    ) -> None:
         from segment_anything import SamPredictor
 
         if prompt not in PROMPTS:
@@ -339,8 +365,9 @@ class SamSegmenter:
         from dfig.accel import autocast
 
         with torch.inference_mode():
-            x = torch.cat([self.model.preprocess(t.to(self.device, non_blocking=True).float()[None])
-                           for t in inputs])
+            x = torch.cat(
+                [self.model.preprocess(t.to(self.device, non_blocking=True).float()[None]) for t in inputs]
+            )
             with autocast(self.device, precision):
                 feats = self.model.image_encoder(x)
         return feats.float()
@@ -374,7 +401,7 @@ class SamSegmenter:
         feats = self.encode(inputs, precision)
         sizes = [(r.shape[:2], tuple(t.shape[-2:])) for r, t in zip(rgbs, inputs)]
         if self.prompt == "auto":
-            return [self._auto_one(rgb, feats[i:i + 1], sizes[i]) for i, rgb in enumerate(rgbs)]
+            return [self._auto_one(rgb, feats[i : i + 1], sizes[i]) for i, rgb in enumerate(rgbs)]
         return decode_prompts(self.model, feats, sizes, self.prompt)
 
     def _auto_one(self, rgb: np.ndarray, feat: Any, size: tuple[Any, Any]) -> SegResult:
@@ -420,9 +447,13 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def check_sam_precision(seg: SamSegmenter, rgbs: list[np.ndarray], inputs: list[Any] | None = None,
-                        requested: str = DEFAULT_PRECISION,
-                        candidate: str | None = None) -> tuple[dict[str, Any], list[SegResult]]:
+def check_sam_precision(
+    seg: SamSegmenter,
+    rgbs: list[np.ndarray],
+    inputs: list[Any] | None = None,
+    requested: str = DEFAULT_PRECISION,
+    candidate: str | None = None,
+) -> tuple[dict[str, Any], list[SegResult]]:
     """SAM's startup fidelity check: masks under autocast vs fp32 on ``rgbs``; choose the precision.
 
     ``requested="auto"`` on CUDA tries ``candidate`` (default :func:`dfig.accel.reduced_precision`:
@@ -441,8 +472,9 @@ def check_sam_precision(seg: SamSegmenter, rgbs: list[np.ndarray], inputs: list[
     if inputs is None:
         inputs = [sam_input(r, seg.model.image_encoder.img_size) for r in rgbs]
     before = seg.encoder_passes
-    rec, results = choose_precision(lambda prec: seg._encode_decode(rgbs, inputs, prec), sam_agreement,
-                                    seg.device, requested, candidate)
+    rec, results = choose_precision(
+        lambda prec: seg._encode_decode(rgbs, inputs, prec), sam_agreement, seg.device, requested, candidate
+    )
     rec["extra_encoder_passes"] = seg.encoder_passes - before - len(rgbs)
     return rec, results
 
@@ -451,8 +483,13 @@ def sam_agreement(ref: list[SegResult], test: list[SegResult]) -> dict[str, Any]
     """Mask IoU of ``test`` against ``ref`` per image: min, mean, count and ``passed`` (min >= 0.99)."""
     ious = [mask_iou(a.mask, b.mask) for a, b in zip(ref, test)]
     lo = min(ious) if ious else 1.0
-    return {"mask_iou_min": lo, "mask_iou_mean": float(np.mean(ious)) if ious else 1.0, "n_images": len(ious),
-            "min_required": SAM_MIN_MASK_IOU, "passed": lo >= SAM_MIN_MASK_IOU}
+    return {
+        "mask_iou_min": lo,
+        "mask_iou_mean": float(np.mean(ious)) if ious else 1.0,
+        "n_images": len(ious),
+        "min_required": SAM_MIN_MASK_IOU,
+        "passed": lo >= SAM_MIN_MASK_IOU,
+    }
 
 
 def _predict_masks(dec: Any, feats: Any, image_pe: Any, sparse: Any, dense: Any) -> tuple[Any, Any]:
@@ -470,16 +507,19 @@ def _predict_masks(dec: Any, feats: Any, image_pe: Any, sparse: Any, dense: Any)
     pos = image_pe.expand(b, -1, -1, -1)
     _, c, h, w = src.shape
     hs, src = dec.transformer(src, pos, tokens)
-    mask_tokens = hs[:, 1:1 + dec.num_mask_tokens, :]
+    mask_tokens = hs[:, 1 : 1 + dec.num_mask_tokens, :]
     up = dec.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-    hyper = torch.stack([mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], dim=1)
+    hyper = torch.stack(
+        [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], dim=1
+    )
     _, c2, h2, w2 = up.shape
     masks = (hyper @ up.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
     return masks, dec.iou_prediction_head(hs[:, 0, :])
 
 
-def _decode(model: Any, feats: Any, multimask: bool, points: Any = None, boxes: Any = None,
-            mask_input: Any = None) -> tuple[Any, Any]:
+def _decode(
+    model: Any, feats: Any, multimask: bool, points: Any = None, boxes: Any = None, mask_input: Any = None
+) -> tuple[Any, Any]:
     sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
     masks, iou = _predict_masks(model.mask_decoder, feats, model.prompt_encoder.get_dense_pe(), sparse, dense)
     sl = slice(1, None) if multimask else slice(0, 1)
@@ -502,26 +542,36 @@ def decode_prompts(model: Any, feats: Any, sizes: list[tuple[Any, Any]], prompt:
     infos: list[dict[str, Any]]
     with torch.inference_mode():
         if prompt == "points":
-            pts = [tf.apply_coords(np.array(SAM_POINTS_256) * np.array([w / 256.0, h / 256.0]), (h, w))
-                   for (h, w), _ in sizes]
+            pts = [
+                tf.apply_coords(np.array(SAM_POINTS_256) * np.array([w / 256.0, h / 256.0]), (h, w))
+                for (h, w), _ in sizes
+            ]
             coords = torch.as_tensor(np.stack(pts), dtype=torch.float, device=dev)
             labels = torch.ones(coords.shape[:2], dtype=torch.int, device=dev)
             low, iou = _decode(model, feats, True, points=(coords, labels))
             best = iou.argmax(dim=1)
-            low, iou = _decode(model, feats, False, points=(coords, labels),
-                               mask_input=low[torch.arange(len(best), device=dev), best][:, None])
+            low, iou = _decode(
+                model,
+                feats,
+                False,
+                points=(coords, labels),
+                mask_input=low[torch.arange(len(best), device=dev), best][:, None],
+            )
             infos = [{"first_pass_best": int(b)} for b in best]
         elif prompt == "box":
             boxes = [face_box(h, w) for (h, w), _ in sizes]
-            bt = torch.as_tensor(np.stack([tf.apply_boxes(b, s[0])[0] for b, s in zip(boxes, sizes)]),
-                                 dtype=torch.float, device=dev)
+            bt = torch.as_tensor(
+                np.stack([tf.apply_boxes(b, s[0])[0] for b, s in zip(boxes, sizes)]),
+                dtype=torch.float,
+                device=dev,
+            )
             low, iou = _decode(model, feats, False, boxes=bt)
             infos = [{"box": b.tolist()} for b in boxes]
         else:
             raise ValueError(f"batched decoding supports the points and box prompts, not {prompt!r}")
         out = []
         for i, (orig, inp) in enumerate(sizes):
-            m = model.postprocess_masks(low[i:i + 1], tuple(inp), tuple(orig)) > model.mask_threshold
+            m = model.postprocess_masks(low[i : i + 1], tuple(inp), tuple(orig)) > model.mask_threshold
             out.append(SegResult(m[0, 0].cpu().numpy(), float(iou[i, 0]), infos[i]))
     return out
 
@@ -529,10 +579,17 @@ def decode_prompts(model: Any, feats: Any, sizes: list[tuple[Any, Any]], prompt:
 # ---------------------------------------------------------------------------------------------
 # registry and builder
 
-def _sam_builder(model_type: str = "vit_h", checkpoint: str | os.PathLike[str] | None = None,
-                 prompt: str = "points", device: str = "cpu", verify: str = "size",
-                 allow_fallback: bool | None = None, precision: str = DEFAULT_PRECISION,
-                 batch_size: int | None = None) -> tuple[Segmenter, dict[str, Any]]:
+
+def _sam_builder(
+    model_type: str = "vit_h",
+    checkpoint: str | os.PathLike[str] | None = None,
+    prompt: str = "points",
+    device: str = "cpu",
+    verify: str = "size",
+    allow_fallback: bool | None = None,
+    precision: str = DEFAULT_PRECISION,
+    batch_size: int | None = None,
+) -> tuple[Segmenter, dict[str, Any]]:
     from dfig import weights
 
     if model_type not in SAM_MODEL_TYPES:
@@ -545,34 +602,59 @@ def _sam_builder(model_type: str = "vit_h", checkpoint: str | os.PathLike[str] |
     except MissingWeightsError as e:
         if checkpoint is not None and not Path(checkpoint).is_dir():
             raise  # a file named explicitly must exist
-        seg, rec = _fallback_builder("prior", instead_of=f"SAM {model_type} ({prompt} prompt)", reason=str(e),
-                                     allow_fallback=allow_fallback)
+        seg, rec = _fallback_builder(
+            "prior",
+            instead_of=f"SAM {model_type} ({prompt} prompt)",
+            reason=str(e),
+            allow_fallback=allow_fallback,
+        )
         return seg, {**rec, "requested": {"method": "sam", "model_type": model_type, "prompt": prompt}}
     model = load_sam(model_type, path, device)
     digest = weights.verify(wname, path)["sha256"] or weights.sha256_file(path)
-    seg = SamSegmenter(model, prompt=prompt, model_type=model_type, precision=precision, batch_size=batch_size)
-    rec = {"method": "sam", "name": seg.name, "model_type": model_type, "prompt": prompt, "device": str(device),
-           "batch_size": seg.batch_size, "precision": seg.precision_record,  # filled by the first batch
-           "weights": {"weights": wname, "file": path.name, "path": str(path), "size": path.stat().st_size,
-                       "sha256": digest, "verify": verify,
-                       "official_size": weights.spec(wname).size == path.stat().st_size,
-                       "provenance": weights.describe(path)},
-           "fallback": None}
+    seg = SamSegmenter(
+        model, prompt=prompt, model_type=model_type, precision=precision, batch_size=batch_size
+    )
+    rec = {
+        "method": "sam",
+        "name": seg.name,
+        "model_type": model_type,
+        "prompt": prompt,
+        "device": str(device),
+        "batch_size": seg.batch_size,
+        "precision": seg.precision_record,  # filled by the first batch
+        "weights": {
+            "weights": wname,
+            "file": path.name,
+            "path": str(path),
+            "size": path.stat().st_size,
+            "sha256": digest,
+            "verify": verify,
+            "official_size": weights.spec(wname).size == path.stat().st_size,
+            "provenance": weights.describe(path),
+        },
+        "fallback": None,
+    }
     if prompt == "auto":
         rec["auto_options"] = {"crop_n_layers": 0, **seg.auto_options}
     return seg, rec
 
 
 _FALLBACKS: dict[str, tuple[type, str]] = {
-    "prior": (PriorSegmenter, "aligned-face prior mask (ellipse inscribed in the FFHQ face box "
-                              f"{FACE_BOX}, fractions of W/H)"),
+    "prior": (
+        PriorSegmenter,
+        f"aligned-face prior mask (ellipse inscribed in the FFHQ face box {FACE_BOX}, fractions of W/H)",
+    ),
     "none": (WholeImageSegmenter, "whole image (no segmentation)"),
 }
 
 
-def _fallback_builder(name: str, instead_of: str = "SAM face segmentation",
-                      reason: str = "requested explicitly", allow_fallback: bool | None = None,
-                      **_: Any) -> tuple[Segmenter, dict[str, Any]]:
+def _fallback_builder(
+    name: str,
+    instead_of: str = "SAM face segmentation",
+    reason: str = "requested explicitly",
+    allow_fallback: bool | None = None,
+    **_: Any,
+) -> tuple[Segmenter, dict[str, Any]]:
     cls, desc = _FALLBACKS[name]
     fb = use_fallback(STAGE, f"{name}: {desc}", instead_of, reason, allowed=allow_fallback)
     rec: dict[str, Any] = {"method": name, "name": name, "description": desc, "fallback": fb}
@@ -589,11 +671,17 @@ SEGMENTERS: dict[str, Callable[..., tuple[Segmenter, dict[str, Any]]]] = {
 }
 
 
-def build_segmenter(name: str = "sam", model_type: str = "vit_h",
-                    checkpoint: str | os.PathLike[str] | None = None, prompt: str = "points",
-                    device: str = "cpu", allow_fallback: bool | None = None,
-                    verify: str = "size", precision: str = DEFAULT_PRECISION,
-                    batch_size: int | None = None) -> tuple[Segmenter, dict[str, Any]]:
+def build_segmenter(
+    name: str = "sam",
+    model_type: str = "vit_h",
+    checkpoint: str | os.PathLike[str] | None = None,
+    prompt: str = "points",
+    device: str = "cpu",
+    allow_fallback: bool | None = None,
+    verify: str = "size",
+    precision: str = DEFAULT_PRECISION,
+    batch_size: int | None = None,
+) -> tuple[Segmenter, dict[str, Any]]:
     """Build a segmenter and the record to store with its outputs.
 
     ``sam``: ``checkpoint`` is a file, a folder, or ``None`` (``pretrained/``, ``$DFIG_WEIGHTS``); the
@@ -610,14 +698,22 @@ def build_segmenter(name: str = "sam", model_type: str = "vit_h",
     if name not in SEGMENTERS:
         raise ValueError(f"unknown segmenter {name!r}; choose one of {tuple(SEGMENTERS)}")
     if name == "sam":
-        return _sam_builder(model_type=model_type, checkpoint=checkpoint, prompt=prompt, device=device,
-                            verify=verify, allow_fallback=allow_fallback, precision=precision,
-                            batch_size=batch_size)
+        return _sam_builder(
+            model_type=model_type,
+            checkpoint=checkpoint,
+            prompt=prompt,
+            device=device,
+            verify=verify,
+            allow_fallback=allow_fallback,
+            precision=precision,
+            batch_size=batch_size,
+        )
     return SEGMENTERS[name](allow_fallback=allow_fallback)
 
 
 # ---------------------------------------------------------------------------------------------
 # dataset tree
+
 
 def default_mask_dir(output_dir: str | os.PathLike[str]) -> Path:
     """``<parent>/masks`` when ``output_dir`` is named ``faces``, else ``<output_dir>_masks`` (a sibling).
@@ -674,8 +770,9 @@ def _csv_cell(v: Any) -> str:
     return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
 
 
-def write_face_and_mask(rgb: np.ndarray, mask: np.ndarray, face_dest: Path, mask_dest: Path,
-                        face_format: str = "png") -> None:
+def write_face_and_mask(
+    rgb: np.ndarray, mask: np.ndarray, face_dest: Path, mask_dest: Path, face_format: str = "png"
+) -> None:
     """Write the 0/255 mask PNG, then the masked face (written last: its presence marks the image done)."""
     atomic_write_bytes(mask_dest, _encode_png(mask.astype(np.uint8) * 255))
     atomic_write_bytes(face_dest, encode_face(apply_mask(rgb, mask), face_format))
@@ -723,8 +820,14 @@ def segment_stream(items: list[Any], segmenter: Segmenter, workers: int | None =
     nw = loader_workers(dev) if workers is None else int(workers)
     paths = [Path(it[0] if isinstance(it, tuple) else it) for it in items]
     ds = _SegInputs(paths, segmenter.model.image_encoder.img_size if sam else 0)
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=nw, collate_fn=_as_is,
-                                         pin_memory=dev.type == "cuda", prefetch_factor=4 if nw else None)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=None,
+        num_workers=nw,
+        collate_fn=_as_is,
+        pin_memory=dev.type == "cuda",
+        prefetch_factor=4 if nw else None,
+    )
     size = segmenter.batch_size if sam else 1
     buf: list[tuple[int, np.ndarray | None, Any, str | None]] = []
     for item in loader:
@@ -735,8 +838,9 @@ def segment_stream(items: list[Any], segmenter: Segmenter, workers: int | None =
     yield from _segment_buffer(buf, items, segmenter, sam)
 
 
-def _segment_buffer(buf: list[tuple[int, np.ndarray | None, Any, str | None]], items: list[Any], segmenter: Any,
-                    sam: bool) -> Iterator[Any]:
+def _segment_buffer(
+    buf: list[tuple[int, np.ndarray | None, Any, str | None]], items: list[Any], segmenter: Any, sam: bool
+) -> Iterator[Any]:
     good = [b for b in buf if b[3] is None]
     if not good:
         results = []
@@ -753,21 +857,28 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def _check_faces_folder(inp: Path, out: Path, rec: Mapping[str, Any], face_format: str, overwrite: bool,
-                        shards: int) -> bool:
+def _check_faces_folder(
+    inp: Path, out: Path, rec: Mapping[str, Any], face_format: str, overwrite: bool, shards: int
+) -> bool:
     """Refuse to add to a faces folder made differently; with ``overwrite`` clear it (returns True)."""
     old = read_stage_meta(out)
     if old and old.get("stage") != STAGE:
-        raise ValueError(f"{out} holds the output of another stage ({out / STAGE_META}: stage "
-                         f"{old.get('stage')!r}); choose an empty or segmentation output folder.")
+        raise ValueError(
+            f"{out} holds the output of another stage ({out / STAGE_META}: stage "
+            f"{old.get('stage')!r}); choose an empty or segmentation output folder."
+        )
     if overwrite:
         if shards > 1:
-            raise ValueError(f"--overwrite deletes every face and mask of {out}: it cannot run as one shard "
-                             "of several (the other shards would lose their work). Run it once without --shard.")
+            raise ValueError(
+                f"--overwrite deletes every face and mask of {out}: it cannot run as one shard "
+                "of several (the other shards would lose their work). Run it once without --shard."
+            )
         if not old:
             if out.is_dir() and holds_outputs(out, FACE_SUFFIXES):
-                raise ValueError(f"{out} holds images but no {STAGE_META}: dfig.segment did not make them, so "
-                                 "--overwrite does not delete them. Choose an empty --output_dir.")
+                raise ValueError(
+                    f"{out} holds images but no {STAGE_META}: dfig.segment did not make them, so "
+                    "--overwrite does not delete them. Choose an empty --output_dir."
+                )
             return False
         clear_outputs(out, FACE_SUFFIXES, (STAGE_META, CSV_NAME))
         old_masks = Path(old["mask_dir"]) if old.get("mask_dir") else None
@@ -776,23 +887,38 @@ def _check_faces_folder(inp: Path, out: Path, rec: Mapping[str, Any], face_forma
         return True
     if not old:
         return False
-    a, b = _faces_signature(old.get("segmenter") or {}, old.get("face_format")), _faces_signature(rec, face_format)
+    a, b = (
+        _faces_signature(old.get("segmenter") or {}, old.get("face_format")),
+        _faces_signature(rec, face_format),
+    )
     if a != b:
         diff = ", ".join(f"{k}: {a[k]!r} there vs {b[k]!r} now" for k in a if a[k] != b[k])
-        raise ValueError(f"{out} holds faces made by segmenter {a['segmenter']!r} ({diff}): resuming would mix "
-                         "methods. Use another --output_dir, or rerun with --overwrite (overwrite=True) to delete "
-                         "those faces and masks and start over.")
+        raise ValueError(
+            f"{out} holds faces made by segmenter {a['segmenter']!r} ({diff}): resuming would mix "
+            "methods. Use another --output_dir, or rerun with --overwrite (overwrite=True) to delete "
+            "those faces and masks and start over."
+        )
     return False
 
 
 def _faces_signature(rec: Mapping[str, Any], face_format: str | None) -> dict[str, Any]:
     """What must match for a resumed run to add to an existing faces folder."""
-    return {"segmenter": rec.get("name"), "weights sha256": (rec.get("weights") or {}).get("sha256"),
-            "face format": face_format, "auto options": rec.get("auto_options")}
+    return {
+        "segmenter": rec.get("name"),
+        "weights sha256": (rec.get("weights") or {}).get("sha256"),
+        "face format": face_format,
+        "auto options": rec.get("auto_options"),
+    }
 
 
-def _resume_scan(pairs: list[tuple[Path, Path]], out: Path, masks: Path, old_rows: Mapping[str, Any],
-                 seg_name: str, report: RunReport) -> tuple[list[tuple[Path, Path]], dict[str, dict[str, Any]]]:
+def _resume_scan(
+    pairs: list[tuple[Path, Path]],
+    out: Path,
+    masks: Path,
+    old_rows: Mapping[str, Any],
+    seg_name: str,
+    report: RunReport,
+) -> tuple[list[tuple[Path, Path]], dict[str, dict[str, Any]]]:
     """Split ``pairs`` into what is left to do and what is done (face AND mask exist: the face is written last).
 
     Returns ``(todo, rows)``: rows recovered for done images whose CSV row was lost in a crash (area from
@@ -813,9 +939,17 @@ def _resume_scan(pairs: list[tuple[Path, Path]], out: Path, masks: Path, old_row
     return todo, rows
 
 
-def _segment_and_write(todo: list[tuple[Path, Path]], segmenter: Segmenter, out: Path, masks: Path,
-                       face_format: str, policy: str, report: RunReport, rows: dict[str, dict[str, Any]],
-                       advance: Any) -> None:
+def _segment_and_write(
+    todo: list[tuple[Path, Path]],
+    segmenter: Segmenter,
+    out: Path,
+    masks: Path,
+    face_format: str,
+    policy: str,
+    report: RunReport,
+    rows: dict[str, dict[str, Any]],
+    advance: Any,
+) -> None:
     """Segment ``todo`` in order; 2 writer threads encode and write faces and masks beside the model.
 
     Adds a CSV row per image to ``rows`` (flushed to ``segmentation.csv`` every ``_CSV_FLUSH_EVERY``),
@@ -833,10 +967,17 @@ def _segment_and_write(todo: list[tuple[Path, Path]], segmenter: Segmenter, out:
                 continue
             mask = np.asarray(res.mask, dtype=bool)
             rel = dest.relative_to(out).as_posix()
-            pending.append(writer.submit(write_face_and_mask, rgb, mask, dest,
-                                         masks / Path(rel).with_suffix(".png"), face_format))
-            rows[rel] = {"path": rel, "mask_area": float(mask.mean()), "score": float(res.score),
-                         "segmenter": seg_name}
+            pending.append(
+                writer.submit(
+                    write_face_and_mask, rgb, mask, dest, masks / Path(rel).with_suffix(".png"), face_format
+                )
+            )
+            rows[rel] = {
+                "path": rel,
+                "mask_area": float(mask.mean()),
+                "score": float(res.score),
+                "segmenter": seg_name,
+            }
             report.done += 1
             if len(pending) >= 64:
                 pending = drain_done(pending)
@@ -846,11 +987,18 @@ def _segment_and_write(todo: list[tuple[Path, Path]], segmenter: Segmenter, out:
             f.result()
 
 
-def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], segmenter: Segmenter,
-                 record: Mapping[str, Any] | None = None, face_format: str = "png",
-                 mask_dir: str | os.PathLike[str] | None = None, policy: str = "skip",
-                 shard: tuple[int, int] | str = (0, 1), progress: bool = True,
-                 overwrite: bool = False) -> RunReport:
+def segment_tree(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    segmenter: Segmenter,
+    record: Mapping[str, Any] | None = None,
+    face_format: str = "png",
+    mask_dir: str | os.PathLike[str] | None = None,
+    policy: str = "skip",
+    shard: tuple[int, int] | str = (0, 1),
+    progress: bool = True,
+    overwrite: bool = False,
+) -> RunReport:
     """Segment every image under ``input_dir``; write masked faces and masks mirroring its layout.
 
     Outputs: ``<output_dir>/<rel>.<face_format>`` (background 0; ``png`` lossless by default, ``jpg``
@@ -874,11 +1022,19 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     shard = parse_shard(shard)
     inp, out = Path(input_dir).resolve(), Path(output_dir).resolve()
     masks = Path(mask_dir).resolve() if mask_dir is not None else default_mask_dir(out)
-    plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True,  # all pairs; split below
-                     also_outputs=(masks,))
+    plan = plan_tree(
+        inp,
+        out,
+        "." + face_format,
+        shard=shard,
+        overwrite=True,  # all pairs; split below
+        also_outputs=(masks,),
+    )
     if _inside(masks, inp) or _inside(masks, out) or _inside(out, masks):
-        raise ValueError(f"mask folder {masks} must lie outside the input folder {inp} and the faces "
-                         f"folder {out} (and not contain it): choose another --mask_dir")
+        raise ValueError(
+            f"mask folder {masks} must lie outside the input folder {inp} and the faces "
+            f"folder {out} (and not contain it): choose another --mask_dir"
+        )
     rec = dict(record) if record is not None else {"name": segmenter.name}
     seg_name = rec.setdefault("name", segmenter.name)
     if _check_faces_folder(inp, out, rec, face_format, overwrite, shard[1]):
@@ -890,9 +1046,17 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     old_rows = _read_csv(csv_path)
     todo, new_rows = _resume_scan(plan.todo, out, masks, old_rows, seg_name, report)
 
-    meta = {"stage": STAGE, "segmenter": rec, "face_format": face_format,
-            "jpeg_quality": JPEG_QUALITY if face_format == "jpg" else None, "background": 0,
-            "mask_dir": str(masks), "csv": CSV_NAME, "input_dir": str(inp), "input": read_stage_meta(inp)}
+    meta = {
+        "stage": STAGE,
+        "segmenter": rec,
+        "face_format": face_format,
+        "jpeg_quality": JPEG_QUALITY if face_format == "jpg" else None,
+        "background": 0,
+        "mask_dir": str(masks),
+        "csv": CSV_NAME,
+        "input_dir": str(inp),
+        "input": read_stage_meta(inp),
+    }
     if meta["input"].get("synthetic"):
         meta["synthetic"] = True
     report.removed_part_files = remove_orphans(plan, out, shard[1], mirrors=[(masks, ".png")])
@@ -913,57 +1077,105 @@ def segment_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLik
 # ---------------------------------------------------------------------------------------------
 # CLI
 
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m dfig.segment``: segment a dataset tree (as the original SAM.py was used)."""
-    ap = argparse.ArgumentParser(prog="python -m dfig.segment",
-                                 description="Face masks with SAM (or a labelled fallback) over a dataset tree.")
+    ap = argparse.ArgumentParser(
+        prog="python -m dfig.segment",
+        description="Face masks with SAM (or a labelled fallback) over a dataset tree.",
+    )
     ap.add_argument("--input_dir", required=True, help="raw images, {split}/{class}/* or a flat folder")
     ap.add_argument("--output_dir", required=True, help="masked faces (mirrors the input tree)")
-    ap.add_argument("--segmenter", default="sam", choices=tuple(SEGMENTERS),
-                    help="sam (default) or a fallback: prior (aligned-face ellipse), none (whole image)")
+    ap.add_argument(
+        "--segmenter",
+        default="sam",
+        choices=tuple(SEGMENTERS),
+        help="sam (default) or a fallback: prior (aligned-face ellipse), none (whole image)",
+    )
     ap.add_argument("--model_type", default="vit_h", choices=SAM_MODEL_TYPES)
-    ap.add_argument("--checkpoint", default=None,
-                    help="SAM file or folder (default: pretrained/ or $DFIG_WEIGHTS)")
-    ap.add_argument("--verify", default="size", choices=("none", "size", "hash"),
-                    help="how the SAM file is checked (none: a non-official file, e.g. fine-tuned)")
+    ap.add_argument(
+        "--checkpoint", default=None, help="SAM file or folder (default: pretrained/ or $DFIG_WEIGHTS)"
+    )
+    ap.add_argument(
+        "--verify",
+        default="size",
+        choices=("none", "size", "hash"),
+        help="how the SAM file is checked (none: a non-official file, e.g. fine-tuned)",
+    )
     ap.add_argument("--prompt", default="points", choices=tuple(PROMPTS))
-    ap.add_argument("--face_format", default="png", choices=FACE_FORMATS,
-                    help="png (lossless, default) or jpg (the original: cv2 JPEG quality 95)")
-    ap.add_argument("--mask_dir", default=None, help="default: <parent>/masks for .../faces, else <output_dir>_masks")
+    ap.add_argument(
+        "--face_format",
+        default="png",
+        choices=FACE_FORMATS,
+        help="png (lossless, default) or jpg (the original: cv2 JPEG quality 95)",
+    )
+    ap.add_argument(
+        "--mask_dir", default=None, help="default: <parent>/masks for .../faces, else <output_dir>_masks"
+    )
     ap.add_argument("--shard", default="0/1", help="K/N: this process takes every N-th file from K")
     ap.add_argument("--policy", default="skip", choices=BAD_FILE_POLICIES, help="bad input files")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_CHOICES,
-                    help="SAM encoder: auto = bf16/fp16 on CUDA if the startup mask check passes, else fp32")
-    ap.add_argument("--batch_size", type=int, default=None, help="SAM images per encoder pass (default: 8 CUDA, 1 CPU)")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="delete the faces, masks and records already in --output_dir first (needed to "
-                         "change the segmenter, its weights or the face format there)")
+    ap.add_argument(
+        "--precision",
+        default=DEFAULT_PRECISION,
+        choices=PRECISION_CHOICES,
+        help="SAM encoder: auto = bf16/fp16 on CUDA if the startup mask check passes, else fp32",
+    )
+    ap.add_argument(
+        "--batch_size", type=int, default=None, help="SAM images per encoder pass (default: 8 CUDA, 1 CPU)"
+    )
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the faces, masks and records already in --output_dir first (needed to "
+        "change the segmenter, its weights or the face format there)",
+    )
     ap.add_argument("--no_progress", action="store_true")
     a = ap.parse_args(argv)
     from dfig.fallback import FallbackNotAllowed
 
     try:
-        seg, rec = build_segmenter(a.segmenter, model_type=a.model_type, checkpoint=a.checkpoint,
-                                   prompt=a.prompt, device=a.device, verify=a.verify, precision=a.precision,
-                                   batch_size=a.batch_size)
+        seg, rec = build_segmenter(
+            a.segmenter,
+            model_type=a.model_type,
+            checkpoint=a.checkpoint,
+            prompt=a.prompt,
+            device=a.device,
+            verify=a.verify,
+            precision=a.precision,
+            batch_size=a.batch_size,
+        )
     except (FallbackNotAllowed, MissingWeightsError, WrongWeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     w = rec.get("weights")
-    print(f"segmenter: {rec['name']}" + (f" ({w['path']}, sha256 {str(w['sha256'])[:16]})" if w else "")
-          + (f"  FALLBACK: {rec['fallback']['reason']}" if rec.get("fallback") else ""))
+    print(
+        f"segmenter: {rec['name']}"
+        + (f" ({w['path']}, sha256 {str(w['sha256'])[:16]})" if w else "")
+        + (f"  FALLBACK: {rec['fallback']['reason']}" if rec.get("fallback") else "")
+    )
     try:
-        report = segment_tree(a.input_dir, a.output_dir, seg, record=rec, face_format=a.face_format,
-                              mask_dir=a.mask_dir, policy=a.policy, shard=parse_shard(a.shard),
-                              progress=not a.no_progress, overwrite=a.overwrite)
+        report = segment_tree(
+            a.input_dir,
+            a.output_dir,
+            seg,
+            record=rec,
+            face_format=a.face_format,
+            mask_dir=a.mask_dir,
+            policy=a.policy,
+            shard=parse_shard(a.shard),
+            progress=not a.no_progress,
+            overwrite=a.overwrite,
+        )
     except (BadImageError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report.summary())
     out = Path(a.output_dir)
-    print(f"faces: {out}  masks: {Path(a.mask_dir) if a.mask_dir else default_mask_dir(out.resolve())}  "
-          f"table: {out / CSV_NAME}")
+    print(
+        f"faces: {out}  masks: {Path(a.mask_dir) if a.mask_dir else default_mask_dir(out.resolve())}  "
+        f"table: {out / CSV_NAME}"
+    )
     return 0
 
 
@@ -971,7 +1183,35 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["encode_face", "SAM_BATCH_SIZE", "SAM_MIN_MASK_IOU", "sam_batch_size", "sam_input", "mask_iou", "check_sam_precision",
-           "sam_agreement", "decode_prompts", "segment_stream", "write_face_and_mask", "SEGMENTERS", "PROMPTS", "FACE_BOX", "SAM_POINTS_256", "SAM_MODEL_TYPES", "FACE_FORMATS", "SegResult",
-           "Segmenter", "SamSegmenter", "PriorSegmenter", "WholeImageSegmenter", "build_segmenter", "load_sam",
-           "prior_mask", "face_box", "apply_mask", "default_mask_dir", "segment_tree", "main"]
+__all__ = [
+    "encode_face",
+    "SAM_BATCH_SIZE",
+    "SAM_MIN_MASK_IOU",
+    "sam_batch_size",
+    "sam_input",
+    "mask_iou",
+    "check_sam_precision",
+    "sam_agreement",
+    "decode_prompts",
+    "segment_stream",
+    "write_face_and_mask",
+    "SEGMENTERS",
+    "PROMPTS",
+    "FACE_BOX",
+    "SAM_POINTS_256",
+    "SAM_MODEL_TYPES",
+    "FACE_FORMATS",
+    "SegResult",
+    "Segmenter",
+    "SamSegmenter",
+    "PriorSegmenter",
+    "WholeImageSegmenter",
+    "build_segmenter",
+    "load_sam",
+    "prior_mask",
+    "face_box",
+    "apply_mask",
+    "default_mask_dir",
+    "segment_tree",
+    "main",
+]

@@ -23,7 +23,9 @@ from tqdm.auto import tqdm
 SPECTRA_CHANNELS = (1, 3)
 
 
-def amplitude_phase(x: Tensor, channels: int = 1, eps: float = 1e-8, gamma: float = 0.8) -> tuple[Tensor, Tensor]:
+def amplitude_phase(
+    x: Tensor, channels: int = 1, eps: float = 1e-8, gamma: float = 0.8
+) -> tuple[Tensor, Tensor]:
     """Amplitude and phase spectra of a batch ``x`` of shape ``[B, C, H, W]``.
 
     Returns ``(amp, phase)``, each float32 ``[B, 1, H, W]`` (``channels=1``: mean over the C colour
@@ -65,7 +67,9 @@ def _squeeze_hw(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def to_display(amp: Tensor | np.ndarray, log: bool = True, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+def to_display(
+    amp: Tensor | np.ndarray, log: bool = True, percentiles: tuple[float, float] = (0.5, 99.5)
+) -> np.ndarray:
     """One amplitude spectrum as a float array in ``[0, 1]`` for ``imshow``.
 
     ``log=True`` shows ``log(amp)`` (the spectrum spans orders of magnitude); the range is then
@@ -87,8 +91,9 @@ def phase_to_display(phase: Tensor | np.ndarray) -> np.ndarray:
     return np.clip((a + np.pi) / (2 * np.pi), 0.0, 1.0).astype(np.float32)
 
 
-def mean_spectrum(batches: Iterable[Any], channels: int = 1, progress: bool = False,
-                  device: str | torch.device = "cpu") -> Tensor:
+def mean_spectrum(
+    batches: Iterable[Any], channels: int = 1, progress: bool = False, device: str | torch.device = "cpu"
+) -> Tensor:
     """Mean amplitude spectrum ``[channels, H, W]`` over all images of ``batches``.
 
     ``batches`` yields ``[B, C, H, W]`` tensors or tuples whose first item is one (a DataLoader over
@@ -102,7 +107,9 @@ def mean_spectrum(batches: Iterable[Any], channels: int = 1, progress: bool = Fa
         amp, _ = amplitude_phase(x.to(device), channels=channels)
         s = amp.sum(dim=0)
         if total is not None and s.shape != total.shape:
-            raise ValueError(f"mean_spectrum: images differ in size ({tuple(s.shape)} vs {tuple(total.shape)}); crop first")
+            raise ValueError(
+                f"mean_spectrum: images differ in size ({tuple(s.shape)} vs {tuple(total.shape)}); crop first"
+            )
         total = s if total is None else total + s
         n += amp.shape[0]
     if total is None:
@@ -110,8 +117,9 @@ def mean_spectrum(batches: Iterable[Any], channels: int = 1, progress: bool = Fa
     return (total / n).cpu()
 
 
-def mean_spectra_by_class(batches: Iterable[Any], channels: int = 1, progress: bool = False,
-                          device: str | torch.device = "cpu") -> dict[int, Tensor]:
+def mean_spectra_by_class(
+    batches: Iterable[Any], channels: int = 1, progress: bool = False, device: str | torch.device = "cpu"
+) -> dict[int, Tensor]:
     """Mean amplitude spectrum per label: ``{label: [channels, H, W]}``.
 
     ``batches`` yields ``(images, labels, ...)`` tuples (e.g. a DataLoader over ``ImageDataset``).

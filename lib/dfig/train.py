@@ -71,61 +71,61 @@ BN_RECAL_SEED_OFFSET = 7
 class TrainOptions:
     """All training settings. Names follow the original CNNDetection/DFIG flags where they exist."""
 
-    name: str = "dfig"                   # run name: checkpoints go to <checkpoints_dir>/<name>/
-    dataroot: str = ""                   # LNP tree (or face tree for mode "lnp"): {train,val,test}/{real,fake}
-    classes: str = ""                    # compatibility flag: "" or "face" = the tree itself
-    arch: str = "res50"                  # res50 | mobilev2 | res34
-    train_mode: int | str = 0            # 0 | 1 | 2 | "lnp" (backbone on the 3-channel input) | "spec"
-    spectra_channels: int = 1            # 1 (grey spectra, the paper) or 3
+    name: str = "dfig"  # run name: checkpoints go to <checkpoints_dir>/<name>/
+    dataroot: str = ""  # LNP tree (or face tree for mode "lnp"): {train,val,test}/{real,fake}
+    classes: str = ""  # compatibility flag: "" or "face" = the tree itself
+    arch: str = "res50"  # res50 | mobilev2 | res34
+    train_mode: int | str = 0  # 0 | 1 | 2 | "lnp" (backbone on the 3-channel input) | "spec"
+    spectra_channels: int = 1  # 1 (grey spectra, the paper) or 3
     batch_size: int = 64
     lr: float = 1e-4
     beta1: float = 0.9
-    weight_decay: float = 0.0            # ours (Adam weight decay; 0 = the original)
+    weight_decay: float = 0.0  # ours (Adam weight decay; 0 = the original)
     loadSize: int = 256
     cropSize: int = 224
-    no_resize: bool = False              # ours: keep the native resolution (resizing smears the noise)
+    no_resize: bool = False  # ours: keep the native resolution (resizing smears the noise)
     no_crop: bool = False
     no_flip: bool = False
     blur_prob: float = 0.0
     blur_sig: tuple[float, float] = (0.0, 3.0)
     jpg_prob: float = 0.0
     jpg_qual: tuple[int, int] = (30, 100)
-    niter: int = 100                     # maximum number of epochs
-    earlystop_epoch: int = 5             # patience (epochs without improvement)
-    earlystop_metric: str = "acc"        # acc (original) | auc | ap | loss
-    earlystop_delta: float = 0.001       # minimum improvement that resets the patience
-    min_lr: float = 1e-6                 # stop when the lr falls below this
-    lr_policy: str = "plateau"           # plateau (original: /10 when patience runs out) | cosine
-    warmup_epochs: int = 0               # ours: linear warm-up (cosine policy)
-    train_repeats: int = 1               # ours: passes over the training set per epoch (more random crops)
-    eval_crop: str = "center"            # center (original) | full (loadSize image) | grid (multi-crop mean)
-    eval_cropSize: int | None = None     # ours: centre-crop size for val/test (None = cropSize)
-    eval_grid: int = 3                   # grid: eval_grid x eval_grid crops averaged
-    pretrained: str | None = None        # backbone weights: a path, a registry name, or None (random)
-    stem_init: str = "random"            # random | rgb (copy the RGB stem filters to the LNP channels)
-    spec_norm: str = "none"              # normalisation of the spectral channels (see dfig.models)
-    normalize: str = "imagenet"          # imagenet (original) | none
+    niter: int = 100  # maximum number of epochs
+    earlystop_epoch: int = 5  # patience (epochs without improvement)
+    earlystop_metric: str = "acc"  # acc (original) | auc | ap | loss
+    earlystop_delta: float = 0.001  # minimum improvement that resets the patience
+    min_lr: float = 1e-6  # stop when the lr falls below this
+    lr_policy: str = "plateau"  # plateau (original: /10 when patience runs out) | cosine
+    warmup_epochs: int = 0  # ours: linear warm-up (cosine policy)
+    train_repeats: int = 1  # ours: passes over the training set per epoch (more random crops)
+    eval_crop: str = "center"  # center (original) | full (loadSize image) | grid (multi-crop mean)
+    eval_cropSize: int | None = None  # ours: centre-crop size for val/test (None = cropSize)
+    eval_grid: int = 3  # grid: eval_grid x eval_grid crops averaged
+    pretrained: str | None = None  # backbone weights: a path, a registry name, or None (random)
+    stem_init: str = "random"  # random | rgb (copy the RGB stem filters to the LNP channels)
+    spec_norm: str = "none"  # normalisation of the spectral channels (see dfig.models)
+    normalize: str = "imagenet"  # imagenet (original) | none
     seed: int = 0
-    num_threads: int = 0                 # torch CPU threads (0 = leave as is)
+    num_threads: int = 0  # torch CPU threads (0 = leave as is)
     workers: int = 0
-    device: str = "auto"                 # auto -> cuda if available, else cpu
-    profile: str = "smoke"               # for the default checkpoints_dir
-    checkpoints_dir: str | None = None   # default: dfig.paths.checkpoints_dir(profile)
-    max_minutes: float | None = None     # wall-clock budget: stop after the epoch that crosses it
+    device: str = "auto"  # auto -> cuda if available, else cpu
+    profile: str = "smoke"  # for the default checkpoints_dir
+    checkpoints_dir: str | None = None  # default: dfig.paths.checkpoints_dir(profile)
+    max_minutes: float | None = None  # wall-clock budget: stop after the epoch that crosses it
     val_every: int = 1
-    resume: bool = False                 # continue from model_epoch_latest.pth
-    amp: bool = False                    # autocast: bf16 (CUDA with bf16, CPU), else fp16 + GradScaler
+    resume: bool = False  # continue from model_epoch_latest.pth
+    amp: bool = False  # autocast: bf16 (CUDA with bf16, CPU), else fp16 + GradScaler
     channels_last: bool = False
-    policy: str = "skip"                 # bad files: skip (counted) | strict
-    max_train: int | None = None         # ours, for quick runs: use at most this many training images
-    center_region: int | None = None     # ours: keep the central NxN region of every image before the
-                                         # transform (aligned faces: the face), train and eval alike
-    bn_recalibrate: int = 16             # ours: before validating, re-estimate BatchNorm statistics on this
-                                         # many training batches (0 = the original: running averages only)
-    evaluate_test: bool = True           # evaluate the best checkpoint on test after training
-    allow_incomplete: bool = False       # train on a tree whose stage record says complete: false (warned,
-                                         # recorded in the checkpoint and summary); default: refuse
-    progress: bool = True                # tqdm bars
+    policy: str = "skip"  # bad files: skip (counted) | strict
+    max_train: int | None = None  # ours, for quick runs: use at most this many training images
+    center_region: int | None = None  # ours: keep the central NxN region of every image before the
+    # transform (aligned faces: the face), train and eval alike
+    bn_recalibrate: int = 16  # ours: before validating, re-estimate BatchNorm statistics on this
+    # many training batches (0 = the original: running averages only)
+    evaluate_test: bool = True  # evaluate the best checkpoint on test after training
+    allow_incomplete: bool = False  # train on a tree whose stage record says complete: false (warned,
+    # recorded in the checkpoint and summary); default: refuse
+    progress: bool = True  # tqdm bars
 
     def __post_init__(self) -> None:
         self.train_mode = parse_mode(self.train_mode)
@@ -136,14 +136,27 @@ class TrainOptions:
         """Raise ``ValueError`` naming the bad option."""
         checks = [
             (self.arch in ARCHS, f"arch must be one of {ARCHS}, got {self.arch!r}"),
-            (self.train_mode in TRAIN_MODES, f"train_mode must be one of {TRAIN_MODES}, got {self.train_mode!r}"),
-            (self.spectra_channels in (1, 3), f"spectra_channels must be 1 or 3, got {self.spectra_channels}"),
-            (self.earlystop_metric in EARLYSTOP_METRICS,
-             f"earlystop_metric must be one of {EARLYSTOP_METRICS}, got {self.earlystop_metric!r}"),
-            (self.lr_policy in LR_POLICIES, f"lr_policy must be one of {LR_POLICIES}, got {self.lr_policy!r}"),
+            (
+                self.train_mode in TRAIN_MODES,
+                f"train_mode must be one of {TRAIN_MODES}, got {self.train_mode!r}",
+            ),
+            (
+                self.spectra_channels in (1, 3),
+                f"spectra_channels must be 1 or 3, got {self.spectra_channels}",
+            ),
+            (
+                self.earlystop_metric in EARLYSTOP_METRICS,
+                f"earlystop_metric must be one of {EARLYSTOP_METRICS}, got {self.earlystop_metric!r}",
+            ),
+            (
+                self.lr_policy in LR_POLICIES,
+                f"lr_policy must be one of {LR_POLICIES}, got {self.lr_policy!r}",
+            ),
             (self.eval_crop in EVAL_CROPS, f"eval_crop must be one of {EVAL_CROPS}, got {self.eval_crop!r}"),
-            (self.batch_size >= 1 and self.niter >= 1 and self.train_repeats >= 1,
-             "batch_size, niter and train_repeats must be >= 1"),
+            (
+                self.batch_size >= 1 and self.niter >= 1 and self.train_repeats >= 1,
+                "batch_size, niter and train_repeats must be >= 1",
+            ),
             (bool(self.dataroot), "dataroot is required (an LNP tree {train,val,test}/{real,fake})"),
         ]
         for ok, msg in checks:
@@ -217,7 +230,11 @@ def score_of(metrics: dict[str, float], criterion: str) -> float:
     """The early-stopping score of a metrics dict (``acc``, ``auc`` -> roc_auc, ``ap``, ``loss``)."""
     key = {"acc": "acc", "auc": "roc_auc", "ap": "ap", "loss": "loss"}[criterion]
     v = metrics.get(key, float("nan"))
-    return float(v) if v is not None and not math.isnan(float(v)) else (-math.inf if criterion != "loss" else math.inf)
+    return (
+        float(v)
+        if v is not None and not math.isnan(float(v))
+        else (-math.inf if criterion != "loss" else math.inf)
+    )
 
 
 def cosine_lr(base_lr: float, epoch: int, total: int, warmup: int = 0, floor: float = 0.0) -> float:
@@ -251,8 +268,11 @@ def seed_everything(seed: int) -> None:
 def rng_state() -> dict[str, Any]:
     """python/numpy/torch(/cuda) RNG states as plain containers and tensors (``weights_only``-loadable)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
-    st = {"python": random.getstate(), "torch": torch.get_rng_state(),
-          "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))}
+    st = {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+    }
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -330,11 +350,15 @@ def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[s
 
     root = Path(dataroot)
     if not root.is_dir():
-        raise FileNotFoundError(f"--dataroot {root}: no such folder; give the LNP tree dfig.lnp wrote, laid out "
-                                "as {train,val,test}/{real,fake}/*")
+        raise FileNotFoundError(
+            f"--dataroot {root}: no such folder; give the LNP tree dfig.lnp wrote, laid out "
+            "as {train,val,test}/{real,fake}/*"
+        )
     cls = [c for c in (classes or "").split(",") if c and c.lower() not in ("face", "faces")]
     if len(cls) > 1:
-        raise ValueError(f"--classes {classes!r}: DFIG trains on one class; give '' or 'face' or one subfolder")
+        raise ValueError(
+            f"--classes {classes!r}: DFIG trains on one class; give '' or 'face' or one subfolder"
+        )
     out = {}
     for split in ("train", "val", "test"):
         split_root = root / split / cls[0] if cls else root / split
@@ -357,8 +381,10 @@ def _discover_class(root: Path, split: str, cls: str) -> list[Any]:
     found = [(base / d, lab) for d, lab in CLASS_DIRS.items() if (base / d).is_dir()]
     if {lab for _, lab in found} != {0, 1}:
         raise FileNotFoundError(f"{base}: expected class folders 'real' and 'fake' (or '0_real'/'1_fake')")
-    return sorted((Sample(p, lab, split, CLASS_NAMES[lab]) for d, lab in found for p in list_images(d, SAMPLE_EXTS)),
-                  key=lambda s: str(s.path))
+    return sorted(
+        (Sample(p, lab, split, CLASS_NAMES[lab]) for d, lab in found for p in list_images(d, SAMPLE_EXTS)),
+        key=lambda s: str(s.path),
+    )
 
 
 def check_input_complete(opts: TrainOptions) -> list[dict[str, Any]]:
@@ -368,9 +394,12 @@ def check_input_complete(opts: TrainOptions) -> list[dict[str, Any]]:
     """
     from dfig.notebook import check_complete
 
-    return check_complete(opts.dataroot, opts.allow_incomplete,
-                          fix="finish the extraction first (run the same dfig.lnp/dfig.segment command or notebook "
-                              "again: it resumes)")
+    return check_complete(
+        opts.dataroot,
+        opts.allow_incomplete,
+        fix="finish the extraction first (run the same dfig.lnp/dfig.segment command or notebook "
+        "again: it resumes)",
+    )
 
 
 def report_skipped(datasets: dict[str, Any], print_it: bool = True) -> dict[str, dict[str, Any]]:
@@ -384,8 +413,11 @@ def report_skipped(datasets: dict[str, Any], print_it: bool = True) -> dict[str,
         rep = ds.report
         out[split] = {**rep.to_dict(), "stage": f"dataset {split}"}
         if print_it and rep.failed:
-            print(f"{split}: {len(rep.failed)} bad file(s) left out, {len(ds)} used (policy skip):"
-                  + rep.summary().split("\n", 1)[-1].replace("FAILED", "SKIPPED"), flush=True)
+            print(
+                f"{split}: {len(rep.failed)} bad file(s) left out, {len(ds)} used (policy skip):"
+                + rep.summary().split("\n", 1)[-1].replace("FAILED", "SKIPPED"),
+                flush=True,
+            )
     return out
 
 
@@ -405,9 +437,11 @@ def check_both_classes(ds: Any, split_dir: Path, report: dict[str, Any]) -> None
         folder = dirs[0] if dirs else split_dir / CLASS_NAMES[label]
         bad = [f for f in report["failed"] if Path(f["path"]).parent == folder]
         why = f"{len(bad)} bad file(s) there were left out" if bad else "it holds no images"
-        raise ValueError(f"{folder}: no usable {CLASS_NAMES[label]} images for the {split_dir.name} split ({why}); "
-                         f"training and validation need both real and fake images: add {CLASS_NAMES[label]} "
-                         "images there or fix the bad files")
+        raise ValueError(
+            f"{folder}: no usable {CLASS_NAMES[label]} images for the {split_dir.name} split ({why}); "
+            f"training and validation need both real and fake images: add {CLASS_NAMES[label]} "
+            "images there or fix the bad files"
+        )
 
 
 def augment_options(opts: TrainOptions, for_eval: bool = False) -> Any:
@@ -422,9 +456,17 @@ def augment_options(opts: TrainOptions, for_eval: bool = False) -> Any:
         no_crop = False
     elif for_eval and opts.eval_cropSize:
         crop = opts.eval_cropSize
-    return AugmentOptions(load_size=opts.loadSize, crop_size=crop, no_resize=opts.no_resize, no_crop=no_crop,
-                          no_flip=opts.no_flip, blur_prob=opts.blur_prob, blur_sig=tuple(opts.blur_sig),
-                          jpg_prob=opts.jpg_prob, jpg_qual=tuple(opts.jpg_qual))
+    return AugmentOptions(
+        load_size=opts.loadSize,
+        crop_size=crop,
+        no_resize=opts.no_resize,
+        no_crop=no_crop,
+        no_flip=opts.no_flip,
+        blur_prob=opts.blur_prob,
+        blur_sig=tuple(opts.blur_sig),
+        jpg_prob=opts.jpg_prob,
+        jpg_qual=tuple(opts.jpg_qual),
+    )
 
 
 def build_dataset(samples: Sequence[Any], opts: TrainOptions, train: bool) -> Any:
@@ -433,8 +475,9 @@ def build_dataset(samples: Sequence[Any], opts: TrainOptions, train: bool) -> An
     from dfig.data.transforms import build_transform
 
     tf = build_transform(augment_options(opts, for_eval=not train), train=train, normalize=opts.normalize)
-    return ImageDataset(list(samples), tf, reader=region_reader(load_sample_image, opts.center_region),
-                        policy=opts.policy)
+    return ImageDataset(
+        list(samples), tf, reader=region_reader(load_sample_image, opts.center_region), policy=opts.policy
+    )
 
 
 class CenterRegion:
@@ -452,12 +495,14 @@ def center_region(img: Any, size: int | None) -> Any:
     """The central ``size x size`` region of a PIL image or HxWxC array (unchanged if smaller or None)."""
     if not size:
         return img
-    w, h = img.size if hasattr(img, "size") and not isinstance(img, np.ndarray) else (img.shape[1], img.shape[0])
+    w, h = (
+        img.size if hasattr(img, "size") and not isinstance(img, np.ndarray) else (img.shape[1], img.shape[0])
+    )
     if w < size or h < size:
         return img
     left, top = (w - size) // 2, (h - size) // 2
     if isinstance(img, np.ndarray):
-        return img[top:top + size, left:left + size]
+        return img[top : top + size, left : left + size]
     return img.crop((left, top, left + size, top + size))
 
 
@@ -466,22 +511,44 @@ def region_reader(reader: Any, size: int | None) -> Any:
     return CenterRegion(reader, size) if size else reader
 
 
-def _loader(dataset: Any, opts: TrainOptions, shuffle: bool, seed: int, dist_info: DistInfo | None = None,
-            epoch: int = 0, pin: bool = False, persistent: bool = False) -> torch.utils.data.DataLoader:
+def _loader(
+    dataset: Any,
+    opts: TrainOptions,
+    shuffle: bool,
+    seed: int,
+    dist_info: DistInfo | None = None,
+    epoch: int = 0,
+    pin: bool = False,
+    persistent: bool = False,
+) -> torch.utils.data.DataLoader:
     from dfig.data.dataset import make_loader
 
     if dist_info is None or not dist_info.enabled or not shuffle:
-        return make_loader(dataset, batch_size=opts.batch_size, shuffle=shuffle, workers=opts.workers, seed=seed,
-                           pin_memory=pin, persistent_workers=persistent)
+        return make_loader(
+            dataset,
+            batch_size=opts.batch_size,
+            shuffle=shuffle,
+            workers=opts.workers,
+            seed=seed,
+            pin_memory=pin,
+            persistent_workers=persistent,
+        )
     from torch.utils.data.distributed import DistributedSampler
 
-    sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
-                                 shuffle=True, seed=opts.seed)
+    sampler = DistributedSampler(
+        dataset, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=opts.seed
+    )
     sampler.set_epoch(epoch)
     g = torch.Generator()
     g.manual_seed(seed)
-    return torch.utils.data.DataLoader(dataset, batch_size=opts.batch_size, sampler=sampler,
-                                       num_workers=opts.workers, generator=g, pin_memory=pin)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=opts.batch_size,
+        sampler=sampler,
+        num_workers=opts.workers,
+        generator=g,
+        pin_memory=pin,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,13 +561,21 @@ def _grid_crops(x: torch.Tensor, size: int, k: int) -> list[torch.Tensor]:
         return [x]
     ys = np.linspace(0, h - size, k).round().astype(int)
     xs = np.linspace(0, w - size, k).round().astype(int)
-    return [x[..., y:y + size, xx:xx + size] for y in ys for xx in xs]
+    return [x[..., y : y + size, xx : xx + size] for y in ys for xx in xs]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: str | torch.device = "cpu",
-             crop: int | None = None, grid: int = 1, channels_last: bool = False,
-             progress: bool = False, return_loss: bool = False, return_index: bool = False) -> Any:
+def evaluate(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: str | torch.device = "cpu",
+    crop: int | None = None,
+    grid: int = 1,
+    channels_last: bool = False,
+    progress: bool = False,
+    return_loss: bool = False,
+    return_index: bool = False,
+) -> Any:
     """Run ``model`` over ``loader``; return ``(y, p_fake)`` numpy arrays in loader order.
 
     With ``crop`` and ``grid > 1`` each image is scored as the mean probability of a
@@ -529,7 +604,9 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: str 
             n += len(y_t)
         ys.append(y.numpy().astype(int))
         ps.append(prob.cpu().numpy())
-        idx.append(batch[2].numpy().astype(int) if len(batch) > 2 else np.arange(len(y)) + sum(map(len, ys[:-1])))
+        idx.append(
+            batch[2].numpy().astype(int) if len(batch) > 2 else np.arange(len(y)) + sum(map(len, ys[:-1]))
+        )
     model.train(was_training)
     y_all = np.concatenate(ys) if ys else np.zeros(0, int)
     p_all = np.concatenate(ps) if ps else np.zeros(0, np.float32)
@@ -545,8 +622,14 @@ def predictions_frame(samples: Sequence[Any], y: np.ndarray, p: np.ndarray, thre
     """Per-image predictions: path, label, p_fake, pred (``p_fake > threshold``, as dfig.metrics)."""
     import pandas as pd
 
-    return pd.DataFrame({"path": [str(s.path) for s in samples], "label": y.astype(int),
-                         "p_fake": p.astype(float), "pred": (p > threshold).astype(int)})
+    return pd.DataFrame(
+        {
+            "path": [str(s.path) for s in samples],
+            "label": y.astype(int),
+            "p_fake": p.astype(float),
+            "pred": (p > threshold).astype(int),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -581,8 +664,10 @@ def check_checkpoint_file(path: str | os.PathLike[str]) -> Path:
     if not head:
         raise CheckpointFileError(f"{p}: not a checkpoint: the file is empty (0 bytes); {fix}")
     if head.startswith(b"PK") and not zipfile.is_zipfile(p):
-        raise CheckpointFileError(f"{p}: not a checkpoint: the file is truncated or corrupt (its zip directory "
-                                  f"is missing, {p.stat().st_size} bytes); copy it again or {fix}")
+        raise CheckpointFileError(
+            f"{p}: not a checkpoint: the file is truncated or corrupt (its zip directory "
+            f"is missing, {p.stat().st_size} bytes); copy it again or {fix}"
+        )
     if not head.startswith((b"PK", b"\x80")):  # torch.save: zip; legacy format: a pickle
         raise CheckpointFileError(f"{p}: not a checkpoint (not a file torch.save wrote); {fix}")
     return p
@@ -598,11 +683,15 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:  # objects beyond tensors and plain containers, or garbage
-        raise CheckpointFileError(f"{p}: not a checkpoint of tensors and plain containers (corrupt, or some "
-                                  "other pickle); use a file dfig.train wrote") from e
+        raise CheckpointFileError(
+            f"{p}: not a checkpoint of tensors and plain containers (corrupt, or some "
+            "other pickle); use a file dfig.train wrote"
+        ) from e
     except (RuntimeError, EOFError, ValueError, AttributeError, ImportError, KeyError) as e:
-        raise CheckpointFileError(f"{p}: not a checkpoint, or truncated/corrupt ({' '.join(str(e).split())[:120]}); "
-                                  "use a file dfig.train wrote, or train again") from e
+        raise CheckpointFileError(
+            f"{p}: not a checkpoint, or truncated/corrupt ({' '.join(str(e).split())[:120]}); "
+            "use a file dfig.train wrote, or train again"
+        ) from e
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -613,13 +702,28 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """
     ck = read_checkpoint(path, map_location)
     if not isinstance(ck, dict) or not {"model", "epoch"} <= set(ck):
-        raise CheckpointFileError(f"{path}: not a dfig.train checkpoint (no 'model'/'epoch' entries); "
-                                  "use a model_epoch_*.pth that dfig.train wrote")
+        raise CheckpointFileError(
+            f"{path}: not a dfig.train checkpoint (no 'model'/'epoch' entries); "
+            "use a model_epoch_*.pth that dfig.train wrote"
+        )
     return ck
 
 
-LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_acc", "val_ap", "val_auc",
-              "val_real_acc", "val_fake_acc", "seconds", "minutes_total", "action")
+LOG_FIELDS = (
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "val_loss",
+    "val_acc",
+    "val_ap",
+    "val_auc",
+    "val_real_acc",
+    "val_fake_acc",
+    "seconds",
+    "minutes_total",
+    "action",
+)
 
 
 def write_log(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -649,8 +753,14 @@ def build_model(opts: TrainOptions) -> nn.Module:
     """The detector of ``opts`` (``dfig.models.build_detector``)."""
     from dfig.models import build_detector
 
-    return build_detector(opts.arch, opts.train_mode, spectra_channels=opts.spectra_channels,
-                          pretrained=opts.pretrained, stem_init=opts.stem_init, spec_norm=opts.spec_norm)
+    return build_detector(
+        opts.arch,
+        opts.train_mode,
+        spectra_channels=opts.spectra_channels,
+        pretrained=opts.pretrained,
+        stem_init=opts.stem_init,
+        spec_norm=opts.spec_norm,
+    )
 
 
 def amp_precision(device: str | torch.device, amp: bool) -> str:
@@ -675,8 +785,13 @@ def make_scaler(device: str | torch.device, amp: bool) -> Any:
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, loader: torch.utils.data.DataLoader, device: str | torch.device,
-                   max_batches: int = 16, channels_last: bool = False) -> int:
+def recalibrate_bn(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    device: str | torch.device,
+    max_batches: int = 16,
+    channels_last: bool = False,
+) -> int:
     """Re-estimate every BatchNorm's running mean/var on up to ``max_batches`` training batches.
 
     Trained from scratch on a few hundred images, BatchNorm's exponential running averages lag far
@@ -708,9 +823,17 @@ def recalibrate_bn(model: nn.Module, loader: torch.utils.data.DataLoader, device
     return n
 
 
-def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, optimizer: torch.optim.Optimizer,
-                    device: torch.device, scaler: Any = None, amp: bool = False, channels_last: bool = False,
-                    progress: bool = False, desc: str = "train") -> tuple[float, int]:
+def train_one_epoch(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    scaler: Any = None,
+    amp: bool = False,
+    channels_last: bool = False,
+    progress: bool = False,
+    desc: str = "train",
+) -> tuple[float, int]:
     """One pass over ``loader``; returns (mean training loss, number of optimiser steps)."""
     from tqdm.auto import tqdm
 
@@ -727,8 +850,15 @@ def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader, optim
     return float(total) / max(n, 1), steps
 
 
-def train_step(model: nn.Module, batch: Sequence[Any], optimizer: torch.optim.Optimizer, device: torch.device,
-               scaler: Any = None, amp: bool = False, channels_last: bool = False) -> torch.Tensor:
+def train_step(
+    model: nn.Module,
+    batch: Sequence[Any],
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    scaler: Any = None,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """One optimiser step on ``batch`` = ``(x, y, ...)``; returns the detached loss (on the device).
 
     ``amp``: autocast in :func:`amp_precision`'s dtype (the spectra stay float32: ``dfig.spectra``
@@ -812,13 +942,18 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
     config = model.config() if hasattr(model, "config") else {}
-    optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999),
-                                 weight_decay=opts.weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999), weight_decay=opts.weight_decay
+    )
     scaler = make_scaler(device, opts.amp)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: autotuned conv algorithms pay off
-    plateau = Plateau(patience=opts.earlystop_epoch, delta=opts.earlystop_delta, min_lr=opts.min_lr,
-                      mode="min" if opts.earlystop_metric == "loss" else "max")
+    plateau = Plateau(
+        patience=opts.earlystop_epoch,
+        delta=opts.earlystop_delta,
+        min_lr=opts.min_lr,
+        mode="min" if opts.earlystop_metric == "loss" else "max",
+    )
     start_epoch, step, log_rows = 0, 0, []
     best_threshold, best_val = 0.5, {}
     elapsed_before = 0.0
@@ -847,15 +982,29 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     def payload(epoch: int, val_metrics: dict[str, float], threshold: float) -> dict[str, Any]:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
-                "options": _jsonable_options(opts), "config": config, "features": features,
-                "threshold": threshold, "val_metrics": val_metrics, "best_threshold": best_threshold,
-                "best_val_metrics": best_val, "plateau": plateau.state_dict(), "rng": rng_state(),
-                "lr": get_lr(optimizer), "log": log_rows,
-                "elapsed_minutes": elapsed_before + (time.time() - t_start) / 60,
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "world_size": dist_info.world_size, "torch": str(torch.__version__),
-                "data_report": data_report, "incomplete_input": incomplete}
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "options": _jsonable_options(opts),
+            "config": config,
+            "features": features,
+            "threshold": threshold,
+            "val_metrics": val_metrics,
+            "best_threshold": best_threshold,
+            "best_val_metrics": best_val,
+            "plateau": plateau.state_dict(),
+            "rng": rng_state(),
+            "lr": get_lr(optimizer),
+            "log": log_rows,
+            "elapsed_minutes": elapsed_before + (time.time() - t_start) / 60,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "world_size": dist_info.world_size,
+            "torch": str(torch.__version__),
+            "data_report": data_report,
+            "incomplete_input": incomplete,
+        }
 
     stopped_by = "niter"
     epoch = start_epoch
@@ -867,26 +1016,63 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         if opts.lr_policy == "cosine":
             set_lr(optimizer, cosine_lr(opts.lr, epoch, opts.niter, opts.warmup_epochs, floor=opts.min_lr))
         lr_used = get_lr(optimizer)
-        loader = _loader(train_ds, opts, shuffle=True, seed=opts.seed * 1000 + epoch, dist_info=dist_info,
-                         epoch=epoch, pin=pin)  # new per epoch: per-epoch seeds keep resume exact
-        train_loss, n_steps = train_one_epoch(net, loader, optimizer, device, scaler, opts.amp, opts.channels_last,
-                                              progress=opts.progress and main,
-                                              desc=f"epoch {epoch + 1}/{opts.niter}")
+        loader = _loader(
+            train_ds,
+            opts,
+            shuffle=True,
+            seed=opts.seed * 1000 + epoch,
+            dist_info=dist_info,
+            epoch=epoch,
+            pin=pin,
+        )  # new per epoch: per-epoch seeds keep resume exact
+        train_loss, n_steps = train_one_epoch(
+            net,
+            loader,
+            optimizer,
+            device,
+            scaler,
+            opts.amp,
+            opts.channels_last,
+            progress=opts.progress and main,
+            desc=f"epoch {epoch + 1}/{opts.niter}",
+        )
         step += n_steps
         done_epochs = epoch + 1
         decision: dict[str, Any] = {"action": "", "stop": None}
         if main:
-            row: dict[str, Any] = {"epoch": done_epochs, "step": step, "lr": lr_used, "train_loss": train_loss}
+            row: dict[str, Any] = {
+                "epoch": done_epochs,
+                "step": step,
+                "lr": lr_used,
+                "train_loss": train_loss,
+            }
             validate_now = done_epochs % opts.val_every == 0 or done_epochs == opts.niter
             if validate_now:
                 if opts.bn_recalibrate:
-                    recalibrate_bn(model, _loader(train_ds, opts, shuffle=True, seed=opts.seed + BN_RECAL_SEED_OFFSET),
-                                   device, opts.bn_recalibrate, opts.channels_last)
-                y, p, vloss = evaluate(model, val_loader, device, channels_last=opts.channels_last,
-                                       return_loss=True, **eval_kwargs(opts))
+                    recalibrate_bn(
+                        model,
+                        _loader(train_ds, opts, shuffle=True, seed=opts.seed + BN_RECAL_SEED_OFFSET),
+                        device,
+                        opts.bn_recalibrate,
+                        opts.channels_last,
+                    )
+                y, p, vloss = evaluate(
+                    model,
+                    val_loader,
+                    device,
+                    channels_last=opts.channels_last,
+                    return_loss=True,
+                    **eval_kwargs(opts),
+                )
                 vm = _val_metrics(y, p, vloss)
-                row.update(val_loss=vloss, val_acc=vm.get("acc"), val_ap=vm.get("ap"), val_auc=vm.get("roc_auc"),
-                           val_real_acc=vm.get("real_acc"), val_fake_acc=vm.get("fake_acc"))
+                row.update(
+                    val_loss=vloss,
+                    val_acc=vm.get("acc"),
+                    val_ap=vm.get("ap"),
+                    val_auc=vm.get("roc_auc"),
+                    val_real_acc=vm.get("real_acc"),
+                    val_fake_acc=vm.get("fake_acc"),
+                )
                 action = plateau.step(score_of(vm, opts.earlystop_metric), get_lr(optimizer), done_epochs)
                 if action == "improved":
                     from dfig.metrics import choose_threshold
@@ -900,11 +1086,18 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                 decision["action"] = action
                 decision["lr"] = get_lr(optimizer)
             total_min = elapsed_before + (time.time() - t_start) / 60
-            if decision["stop"] is None and opts.max_minutes is not None and total_min >= opts.max_minutes \
-                    and done_epochs < opts.niter:
+            if (
+                decision["stop"] is None
+                and opts.max_minutes is not None
+                and total_min >= opts.max_minutes
+                and done_epochs < opts.niter
+            ):
                 decision["stop"] = "max_minutes"
-            row.update(seconds=round(time.time() - t_ep, 2), minutes_total=round(total_min, 3),
-                       action=decision["action"])
+            row.update(
+                seconds=round(time.time() - t_ep, 2),
+                minutes_total=round(total_min, 3),
+                action=decision["action"],
+            )
             log_rows.append(row)
             save_checkpoint(latest_p, payload(done_epochs, row, best_threshold))
             write_log(run_dir, log_rows)
@@ -920,18 +1113,32 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     if not best_p.is_file() and main:  # no validation ran (e.g. resume past niter): keep latest as best
         save_checkpoint(best_p, payload(epochs_done, {}, best_threshold))
 
-    result: dict[str, Any] = {"name": opts.name, "epochs": epochs_done, "start_epoch": start_epoch,
-                              "stopped_by": stopped_by, "steps": step, "best_epoch": plateau.best_epoch,
-                              "best_val_metrics": best_val, "threshold": best_threshold,
-                              "final_val_metrics": {k: log_rows[-1].get(k) for k in LOG_FIELDS} if log_rows else {},
-                              "minutes": elapsed_before + (time.time() - t_start) / 60,
-                              "train_minutes": elapsed_before + (time.time() - t_start) / 60,
-                              "paths": {"run_dir": str(run_dir), "best": str(best_p), "latest": str(latest_p),
-                                        "log_csv": str(run_dir / "log.csv")},
-                              "features": features, "options": _jsonable_options(opts),
-                              "world_size": dist_info.world_size, "device": str(device),
-                              "data_report": data_report, "incomplete_input": incomplete,
-                              "precision": amp_precision(device, opts.amp)}
+    result: dict[str, Any] = {
+        "name": opts.name,
+        "epochs": epochs_done,
+        "start_epoch": start_epoch,
+        "stopped_by": stopped_by,
+        "steps": step,
+        "best_epoch": plateau.best_epoch,
+        "best_val_metrics": best_val,
+        "threshold": best_threshold,
+        "final_val_metrics": {k: log_rows[-1].get(k) for k in LOG_FIELDS} if log_rows else {},
+        "minutes": elapsed_before + (time.time() - t_start) / 60,
+        "train_minutes": elapsed_before + (time.time() - t_start) / 60,
+        "paths": {
+            "run_dir": str(run_dir),
+            "best": str(best_p),
+            "latest": str(latest_p),
+            "log_csv": str(run_dir / "log.csv"),
+        },
+        "features": features,
+        "options": _jsonable_options(opts),
+        "world_size": dist_info.world_size,
+        "device": str(device),
+        "data_report": data_report,
+        "incomplete_input": incomplete,
+        "precision": amp_precision(device, opts.amp),
+    }
     if main and opts.evaluate_test:
         result.update(evaluate_best(opts, run_dir, samples, device))
         if "test" in result.get("eval_data_report", {}):
@@ -947,8 +1154,9 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     return result
 
 
-def evaluate_best(opts: TrainOptions, run_dir: Path, samples: dict[str, list[Any]],
-                  device: torch.device) -> dict[str, Any]:
+def evaluate_best(
+    opts: TrainOptions, run_dir: Path, samples: dict[str, list[Any]], device: torch.device
+) -> dict[str, Any]:
     """Evaluate ``model_epoch_best.pth`` on val and test; write ``predictions_{split}.csv``."""
     from dfig.metrics import compute_metrics
 
@@ -958,13 +1166,22 @@ def evaluate_best(opts: TrainOptions, run_dir: Path, samples: dict[str, list[Any
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
     thr = float(ck.get("threshold", 0.5))
-    out: dict[str, Any] = {"best_checkpoint_epoch": int(ck["epoch"]), "predictions": {}, "eval_data_report": {}}
+    out: dict[str, Any] = {
+        "best_checkpoint_epoch": int(ck["epoch"]),
+        "predictions": {},
+        "eval_data_report": {},
+    }
     for split in ("val", "test"):
         if split not in samples:
             continue
         ds = build_dataset(samples[split], opts, train=False)
-        y, p = evaluate(model, _loader(ds, opts, shuffle=False, seed=opts.seed), device,
-                        channels_last=opts.channels_last, **eval_kwargs(opts))
+        y, p = evaluate(
+            model,
+            _loader(ds, opts, shuffle=False, seed=opts.seed),
+            device,
+            channels_last=opts.channels_last,
+            **eval_kwargs(opts),
+        )
         kept = [ds.samples[i] for i in range(len(ds))] if hasattr(ds, "samples") else samples[split]
         out["eval_data_report"][split] = report_skipped({split: ds}, print_it=split == "test")[split]
         df = predictions_frame(kept, y, p, 0.5)
@@ -1052,7 +1269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for split in ("val", "test"):
             m = res.get(f"{split}_metrics")
             if m:
-                print(f"{split}: " + ", ".join(f"{k} {m[k]:.4f}" for k in ("acc", "ap", "roc_auc", "eer") if k in m))
+                print(
+                    f"{split}: "
+                    + ", ".join(f"{k} {m[k]:.4f}" for k in ("acc", "ap", "roc_auc", "eer") if k in m)
+                )
     return 0
 
 

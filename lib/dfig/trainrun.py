@@ -40,9 +40,12 @@ def resolve_pretrained(arch: str, pretrained: str) -> tuple[str | None, dict[str
             return str(path), {"pretrained": name, "provenance": weights.describe(path)}
         except FileNotFoundError as e:
             tried.append(str(e).splitlines()[0])
-    rec = use_fallback("train", "random initialisation (training from scratch)",
-                       f"ImageNet weights for {arch} ({' or '.join(IMAGENET_WEIGHTS[arch])})",
-                       "; ".join(tried))
+    rec = use_fallback(
+        "train",
+        "random initialisation (training from scratch)",
+        f"ImageNet weights for {arch} ({' or '.join(IMAGENET_WEIGHTS[arch])})",
+        "; ".join(tried),
+    )
     return None, {"pretrained": "none (fallback: official file absent)", "fallback": rec}
 
 
@@ -55,15 +58,31 @@ def options_from_params(ctx: Any, run: str, dataroot: Path, pretrained_path: str
     load = int(P.get("load_size", 256))
     allow = P.get("allow_incomplete")
     kw = dict(
-        name=run, dataroot=str(dataroot), classes="face", arch=P["arch"], train_mode=P["train_mode"],
-        spectra_channels=int(P.get("spectra_channels", 1)), batch_size=int(P["batch_size"]), lr=float(P["lr"]),
-        loadSize=load or 256, no_resize=load == 0, cropSize=int(P["crop_size"]),
-        blur_prob=float(P.get("blur_prob", 0.0)), jpg_prob=float(P.get("jpg_prob", 0.0)),
-        niter=int(P["epochs"]), earlystop_epoch=int(P.get("earlystop_epoch", 5)), pretrained=pretrained_path,
-        stem_init=P.get("stem_init", "random"), spec_norm=P.get("spec_norm", "none"), seed=int(P.get("seed", 0)),
-        workers=int(P.get("workers", 0)), device=ctx.device, profile=ctx.profile,
+        name=run,
+        dataroot=str(dataroot),
+        classes="face",
+        arch=P["arch"],
+        train_mode=P["train_mode"],
+        spectra_channels=int(P.get("spectra_channels", 1)),
+        batch_size=int(P["batch_size"]),
+        lr=float(P["lr"]),
+        loadSize=load or 256,
+        no_resize=load == 0,
+        cropSize=int(P["crop_size"]),
+        blur_prob=float(P.get("blur_prob", 0.0)),
+        jpg_prob=float(P.get("jpg_prob", 0.0)),
+        niter=int(P["epochs"]),
+        earlystop_epoch=int(P.get("earlystop_epoch", 5)),
+        pretrained=pretrained_path,
+        stem_init=P.get("stem_init", "random"),
+        spec_norm=P.get("spec_norm", "none"),
+        seed=int(P.get("seed", 0)),
+        workers=int(P.get("workers", 0)),
+        device=ctx.device,
+        profile=ctx.profile,
         max_minutes=float(P["max_minutes"]) if P.get("max_minutes") else None,
-        progress=True, allow_incomplete=allow_incomplete_default() if allow is None else bool(allow),
+        progress=True,
+        allow_incomplete=allow_incomplete_default() if allow is None else bool(allow),
     )
     return TrainOptions(**{**kw, **dict(P.get("extra_options") or {})})
 
@@ -86,9 +105,13 @@ def run_training(ctx: Any, run: str, dataroot: Path) -> dict[str, Any]:
     log = pd.read_csv(result["paths"]["log_csv"])
     meta = {
         **{k: v for k, v in result.items() if k not in ("options",)},
-        "arch": P["arch"], "train_mode": str(P["train_mode"]), "tag": P.get("tag", ""),
-        "features": P.get("features", "lnp"), "spectra_channels": int(P.get("spectra_channels", 1)),
-        "pretrained_used": pre_rec["pretrained"], "pretrained_provenance": pre_rec.get("provenance"),
+        "arch": P["arch"],
+        "train_mode": str(P["train_mode"]),
+        "tag": P.get("tag", ""),
+        "features": P.get("features", "lnp"),
+        "spectra_channels": int(P.get("spectra_channels", 1)),
+        "pretrained_used": pre_rec["pretrained"],
+        "pretrained_provenance": pre_rec.get("provenance"),
         "options": result.get("options", {}),
         "fallbacks": [r for r in [pre_rec.get("fallback")] if r],
     }

@@ -58,9 +58,15 @@ def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
     return (k, n)
 
 
-def plan_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], out_suffix: str,
-              exts: Iterable[str] = IMAGE_EXTS, shard: tuple[int, int] = (0, 1),
-              overwrite: bool = False, also_outputs: Iterable[str | os.PathLike[str]] = ()) -> TreePlan:
+def plan_tree(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    out_suffix: str,
+    exts: Iterable[str] = IMAGE_EXTS,
+    shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
+    also_outputs: Iterable[str | os.PathLike[str]] = (),
+) -> TreePlan:
     """Pair each input file with its mirrored output (same relative path, ``out_suffix``).
 
     Arguments: ``shard=(k, n)`` keeps every n-th input from k; ``overwrite`` puts existing outputs in
@@ -89,9 +95,13 @@ def plan_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
         real = os.path.realpath(f) if f.is_symlink() else os.path.join(real_dir(os.path.dirname(f)), f.name)
         into = next((o for o in out_strs if real == o or real.startswith(o + os.sep)), None)
         if into is not None:
-            plan.refused.append((f, f"is a link into the output folder {into}; a stage never reads its own outputs"))
+            plan.refused.append(
+                (f, f"is a link into the output folder {into}; a stage never reads its own outputs")
+            )
         elif first != f:
-            plan.refused.append((f, f"another input, {first.name}, already maps to {dest.name}; rename one of them"))
+            plan.refused.append(
+                (f, f"another input, {first.name}, already maps to {dest.name}; rename one of them")
+            )
         elif dest.exists() and not overwrite:
             plan.existing.append(dest)
         else:
@@ -99,7 +109,9 @@ def plan_tree(input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     return plan
 
 
-def merge_failures(old: Iterable[Mapping[str, Any]], report: RunReport, plan: TreePlan) -> list[dict[str, str]]:
+def merge_failures(
+    old: Iterable[Mapping[str, Any]], report: RunReport, plan: TreePlan
+) -> list[dict[str, str]]:
     """The failures of a tree stage across shards and reruns, keyed by input file.
 
     Arguments: ``old`` the ``failed_files`` of the stage record; ``report`` this run; ``plan`` its plan.
@@ -113,8 +125,12 @@ def merge_failures(old: Iterable[Mapping[str, Any]], report: RunReport, plan: Tr
     return [{"path": p, "reason": merged[p]} for p in sorted(merged)]
 
 
-def remove_orphans(plan: TreePlan, output_dir: str | os.PathLike[str], shards: int,
-                   mirrors: Iterable[tuple[str | os.PathLike[str], str]] = ()) -> int:
+def remove_orphans(
+    plan: TreePlan,
+    output_dir: str | os.PathLike[str],
+    shards: int,
+    mirrors: Iterable[tuple[str | os.PathLike[str], str]] = (),
+) -> int:
     """Delete the temporary files a killed run left in the output tree and its mirrors; count them.
 
     Arguments: ``plan`` this run's plan; ``shards`` N of ``--shard K/N``; ``mirrors`` other trees the
@@ -127,13 +143,19 @@ def remove_orphans(plan: TreePlan, output_dir: str | os.PathLike[str], shards: i
     owned = None
     if shards > 1:
         faces = set(plan.existing) | {d for _, d in plan.todo}
-        mine = faces | {Path(r).resolve() / d.relative_to(out).with_suffix(sfx) for r, sfx in mirrors for d in faces}
+        mine = faces | {
+            Path(r).resolve() / d.relative_to(out).with_suffix(sfx) for r, sfx in mirrors for d in faces
+        }
         owned = mine.__contains__
     return sum(len(remove_orphan_temps(r, owned)) for r in roots if r.is_dir())
 
 
-def record_run(output_dir: str | os.PathLike[str], plan: TreePlan, report: RunReport,
-               counts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def record_run(
+    output_dir: str | os.PathLike[str],
+    plan: TreePlan,
+    report: RunReport,
+    counts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Fold one run (one shard) into the tree's stage record, under the record's lock.
 
     Arguments: ``plan``/``report`` of this run; ``counts`` stage-specific entries added to the counts.
@@ -141,12 +163,19 @@ def record_run(output_dir: str | os.PathLike[str], plan: TreePlan, report: RunRe
     ``failed_files`` merged by :func:`merge_failures`, this run's ``removed_part_files``, and ``counts``.
     The record's ``complete`` says whether every input now has its output or a recorded failure.
     """
+
     def update(old: dict[str, Any]) -> dict[str, Any]:
         failed = merge_failures((old.get("counts") or {}).get("failed_files") or [], report, plan)
         bad = {f["path"] for f in failed}
         present = {d for d in plan.dests.values() if d.exists()}
-        new = {"inputs": len(plan.inputs), "outputs": len(present), "failed": len(failed), "failed_files": failed,
-               "removed_part_files": report.removed_part_files, **(counts or {})}
+        new = {
+            "inputs": len(plan.inputs),
+            "outputs": len(present),
+            "failed": len(failed),
+            "failed_files": failed,
+            "removed_part_files": report.removed_part_files,
+            **(counts or {}),
+        }
         complete = all(d in present or str(src) in bad for src, d in plan.dests.items())
         return {**old, "complete": complete, "counts": new}
 

@@ -89,7 +89,12 @@ class WeightSpec:
     def expected(self, filename: str) -> dict[str, Any]:
         """URL, size, full hash and hash prefix expected for ``filename`` (empty dict if unknown name)."""
         if filename == self.filename:
-            return {"url": self.url, "size": self.size, "sha256": self.sha256, "sha256_prefix": self.sha256_prefix}
+            return {
+                "url": self.url,
+                "size": self.size,
+                "sha256": self.sha256,
+                "sha256_prefix": self.sha256_prefix,
+            }
         for a in self.alternates:
             if filename == a.filename:
                 return {"url": a.url, "size": a.size, "sha256": None, "sha256_prefix": a.sha256_prefix}
@@ -101,52 +106,132 @@ _TV_URL = "https://download.pytorch.org/models/"
 
 WEIGHTS: dict[str, WeightSpec] = {
     "sam_vit_h": WeightSpec(
-        "sam_vit_h", "sam_vit_h_4b8939.pth", _SAM_URL + "sam_vit_h_4b8939.pth", 2564550879, None, None,
-        "sam", "dfig.segment (paper setting: SAM ViT-H)",
+        "sam_vit_h",
+        "sam_vit_h_4b8939.pth",
+        _SAM_URL + "sam_vit_h_4b8939.pth",
+        2564550879,
+        None,
+        None,
+        "sam",
+        "dfig.segment (paper setting: SAM ViT-H)",
         "Segment Anything ViT-H, Meta's public download site (segment-anything README). "
-        "Whether the hex part of the name is a hash prefix is not established: checked by size."),
+        "Whether the hex part of the name is a hash prefix is not established: checked by size.",
+    ),
     "sam_vit_l": WeightSpec(
-        "sam_vit_l", "sam_vit_l_0b3195.pth", _SAM_URL + "sam_vit_l_0b3195.pth", 1249524607, None, None,
-        "sam", "dfig.segment (--model_type vit_l)", "Segment Anything ViT-L; checked by size."),
+        "sam_vit_l",
+        "sam_vit_l_0b3195.pth",
+        _SAM_URL + "sam_vit_l_0b3195.pth",
+        1249524607,
+        None,
+        None,
+        "sam",
+        "dfig.segment (--model_type vit_l)",
+        "Segment Anything ViT-L; checked by size.",
+    ),
     "sam_vit_b": WeightSpec(
-        "sam_vit_b", "sam_vit_b_01ec64.pth", _SAM_URL + "sam_vit_b_01ec64.pth", 375042383, None, None,
-        "sam", "dfig.segment (--model_type vit_b; ~10-20 s/image on CPU)",
-        "Segment Anything ViT-B; checked by size."),
+        "sam_vit_b",
+        "sam_vit_b_01ec64.pth",
+        _SAM_URL + "sam_vit_b_01ec64.pth",
+        375042383,
+        None,
+        None,
+        "sam",
+        "dfig.segment (--model_type vit_b; ~10-20 s/image on CPU)",
+        "Segment Anything ViT-B; checked by size.",
+    ),
     "cycleisp_sidd_rgb": WeightSpec(
-        "cycleisp_sidd_rgb", "sidd_rgb.pth",
+        "cycleisp_sidd_rgb",
+        "sidd_rgb.pth",
         "https://drive.google.com/file/d/1sraG9JKmp0ieLjntRL7Jj2FXBrPr-YVp/view?usp=sharing",
-        None, None, None, "cycleisp", "dfig.denoise / dfig.lnp (LNP extraction)",
+        None,
+        None,
+        None,
+        "cycleisp",
+        "dfig.denoise / dfig.lnp (LNP extraction)",
         "CycleISP sRGB denoiser trained on SIDD (Google Drive link 'Denoising sRGB images of SIDD' in "
         "the CycleISP GitHub README, github.com/swz30/CycleISP). About 11 MB; 399 keys under "
-        "'state_dict'. Size not established: its SHA-256 is recorded on first use."),
+        "'state_dict'. Size not established: its SHA-256 is recorded on first use.",
+    ),
     "resnet50": WeightSpec(
-        "resnet50", "resnet50-19c8e357.pth", _TV_URL + "resnet50-19c8e357.pth", 102502400, None, "19c8e357",
-        "backbone", "dfig.models (ResNet50 backbone; the original project's resnet50.pth)",
+        "resnet50",
+        "resnet50-19c8e357.pth",
+        _TV_URL + "resnet50-19c8e357.pth",
+        102502400,
+        None,
+        "19c8e357",
+        "backbone",
+        "dfig.models (ResNet50 backbone; the original project's resnet50.pth)",
         "torchvision ImageNet ResNet50 (V1 release); the 8 hex digits start the file's SHA-256 "
         "(torch.hub convention).",
-        (Alternate("resnet50-0676ba61.pth", _TV_URL + "resnet50-0676ba61.pth", None, "0676ba61",
-                   "torchvision IMAGENET1K_V1 re-release"),
-         Alternate("resnet50-11ad3fa6.pth", _TV_URL + "resnet50-11ad3fa6.pth", None, "11ad3fa6",
-                   "torchvision IMAGENET1K_V2 (different training recipe)"))),
+        (
+            Alternate(
+                "resnet50-0676ba61.pth",
+                _TV_URL + "resnet50-0676ba61.pth",
+                None,
+                "0676ba61",
+                "torchvision IMAGENET1K_V1 re-release",
+            ),
+            Alternate(
+                "resnet50-11ad3fa6.pth",
+                _TV_URL + "resnet50-11ad3fa6.pth",
+                None,
+                "11ad3fa6",
+                "torchvision IMAGENET1K_V2 (different training recipe)",
+            ),
+        ),
+    ),
     "resnet34": WeightSpec(
-        "resnet34", "resnet34-b627a593.pth", _TV_URL + "resnet34-b627a593.pth", None, None, "b627a593",
-        "backbone", "dfig.models (ResNet-34 backbone, reported in the paper)",
+        "resnet34",
+        "resnet34-b627a593.pth",
+        _TV_URL + "resnet34-b627a593.pth",
+        None,
+        None,
+        "b627a593",
+        "backbone",
+        "dfig.models (ResNet-34 backbone, reported in the paper)",
         "torchvision ImageNet ResNet-34; hash prefix in the name (torch.hub convention).",
-        (Alternate("resnet34-333f7ec4.pth", _TV_URL + "resnet34-333f7ec4.pth", None, "333f7ec4",
-                   "older torchvision release"),)),
+        (
+            Alternate(
+                "resnet34-333f7ec4.pth",
+                _TV_URL + "resnet34-333f7ec4.pth",
+                None,
+                "333f7ec4",
+                "older torchvision release",
+            ),
+        ),
+    ),
     "mobilenet_v2": WeightSpec(
-        "mobilenet_v2", "mobilenet_v2-b0353104.pth", _TV_URL + "mobilenet_v2-b0353104.pth", None, None,
-        "b0353104", "backbone", "dfig.models (MobileNetV2 backbone, torchvision layout)",
+        "mobilenet_v2",
+        "mobilenet_v2-b0353104.pth",
+        _TV_URL + "mobilenet_v2-b0353104.pth",
+        None,
+        None,
+        "b0353104",
+        "backbone",
+        "dfig.models (MobileNetV2 backbone, torchvision layout)",
         "torchvision ImageNet MobileNetV2; hash prefix in the name (torch.hub convention).",
-        (Alternate("mobilenet_v2-7ebf99e0.pth", _TV_URL + "mobilenet_v2-7ebf99e0.pth", None, "7ebf99e0",
-                   "torchvision IMAGENET1K_V2"),)),
+        (
+            Alternate(
+                "mobilenet_v2-7ebf99e0.pth",
+                _TV_URL + "mobilenet_v2-7ebf99e0.pth",
+                None,
+                "7ebf99e0",
+                "torchvision IMAGENET1K_V2",
+            ),
+        ),
+    ),
     "mobilenetv2_c5e733a8": WeightSpec(
-        "mobilenetv2_c5e733a8", "mobilenetv2-c5e733a8.pth",
+        "mobilenetv2_c5e733a8",
+        "mobilenetv2-c5e733a8.pth",
         "https://github.com/d-li14/mobilenetv2.pytorch/raw/master/pretrained/mobilenetv2-c5e733a8.pth",
-        None, None, None, "backbone",
+        None,
+        None,
+        None,
+        "backbone",
         "dfig.models (MobileNetV2 backbone, the original project's file)",
         "ImageNet MobileNetV2 from d-li14/mobilenetv2.pytorch (features.*, top-level conv.*, classifier); "
-        "size not established: its SHA-256 is recorded on first use."),
+        "size not established: its SHA-256 is recorded on first use.",
+    ),
 }
 
 
@@ -164,6 +249,7 @@ class StandinWeightsError(WrongWeightsError):
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
 
 def spec(name: str) -> WeightSpec:
     """The registry entry ``name`` (clear error listing the known names)."""
@@ -188,8 +274,10 @@ def download_hint(name: str, weights_dir: str | os.PathLike[str] | None = None) 
     folder = _folder(weights_dir)
     alts = f" (also accepted: {', '.join(a.filename for a in s.alternates)})" if s.alternates else ""
     size = f", {s.size:,} bytes" if s.size else ""
-    return (f"Download {s.filename}{size} from {s.url} and put it in {folder}/ "
-            f"(or set DFIG_WEIGHTS to the folder holding it, or pass the file path){alts}.")
+    return (
+        f"Download {s.filename}{size} from {s.url} and put it in {folder}/ "
+        f"(or set DFIG_WEIGHTS to the folder holding it, or pass the file path){alts}."
+    )
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
@@ -226,8 +314,9 @@ def _save_hash(folder: Path, filename: str, entry: dict[str, Any]) -> None:
     try:
         save_json(dict(sorted(db.items())), _hash_db_path(folder))
     except OSError as e:
-        warnings.warn(f"could not record the SHA-256 of {folder / filename} in {HASHES_FILE} ({e})",
-                      stacklevel=3)
+        warnings.warn(
+            f"could not record the SHA-256 of {folder / filename} in {HASHES_FILE} ({e})", stacklevel=3
+        )
 
 
 def _find(s: WeightSpec, path: str | os.PathLike[str] | None) -> Path:
@@ -240,7 +329,8 @@ def _find(s: WeightSpec, path: str | os.PathLike[str] | None) -> Path:
             raise MissingWeightsError(f"{p} is not a regular file. {download_hint(s.name)}")
         if not p.is_dir() and p.suffix:  # a file path that does not exist
             raise MissingWeightsError(
-                f"{s.name}: checkpoint file {p} not found. {download_hint(s.name, p.parent)}")
+                f"{s.name}: checkpoint file {p} not found. {download_hint(s.name, p.parent)}"
+            )
         folder = p
     else:
         folder = paths.weights_dir()
@@ -249,7 +339,8 @@ def _find(s: WeightSpec, path: str | os.PathLike[str] | None) -> Path:
             return folder / fn
     raise MissingWeightsError(
         f"{s.name}: expected {s.filename} in {folder}/ but it is not there. {download_hint(s.name, folder)}"
-        + ("" if path is not None else " Nothing is ever downloaded automatically."))
+        + ("" if path is not None else " Nothing is ever downloaded automatically.")
+    )
 
 
 def _check(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
@@ -260,8 +351,13 @@ def _check(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
     exp = s.expected(p.name)
     known_sizes = {x for x in [s.size, *(a.size for a in s.alternates)] if x}
     exp_size = exp.get("size") if exp else None
-    rec: dict[str, Any] = {"name": s.name, "file": str(p), "size": st.st_size, "expected_size": exp_size,
-                           "sha256": None}
+    rec: dict[str, Any] = {
+        "name": s.name,
+        "file": str(p),
+        "size": st.st_size,
+        "expected_size": exp_size,
+        "sha256": None,
+    }
     info = standin_info(p)
     if info is not None or standin_policy() == "require":
         return _check_standin(s, p, info, mode, rec)
@@ -270,12 +366,14 @@ def _check(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
     if exp_size is not None and st.st_size != exp_size:
         raise WrongWeightsError(
             f"{p}: wrong size for {s.name}: expected {exp_size:,} bytes, found {st.st_size:,} bytes "
-            f"(an interrupted download or a different file). {download_hint(s.name, p.parent)}")
+            f"(an interrupted download or a different file). {download_hint(s.name, p.parent)}"
+        )
     if not exp and known_sizes and st.st_size not in known_sizes:
         raise WrongWeightsError(
             f"{p}: unrecognised file name for {s.name} and its size {st.st_size:,} bytes matches none of the "
             f"official files ({', '.join(f'{x:,}' for x in sorted(known_sizes))} bytes). "
-            f"{download_hint(s.name, p.parent)}")
+            f"{download_hint(s.name, p.parent)}"
+        )
     db = _load_hashes(p.parent)
     old = db.get(p.name)
     unchanged = bool(old) and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns
@@ -285,28 +383,44 @@ def _check(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
     digest = sha256_file(p)
     rec["sha256"] = digest
     full = exp.get("sha256") if exp else None
-    prefixes = ([exp["sha256_prefix"]] if exp and exp.get("sha256_prefix")
-                else [x for x in [s.sha256_prefix, *(a.sha256_prefix for a in s.alternates)] if x and not exp])
+    prefixes = (
+        [exp["sha256_prefix"]]
+        if exp and exp.get("sha256_prefix")
+        else [x for x in [s.sha256_prefix, *(a.sha256_prefix for a in s.alternates)] if x and not exp]
+    )
     if full and digest != full:
-        raise WrongWeightsError(f"{p}: SHA-256 {digest} differs from the official {full} for {s.name}. "
-                                f"{download_hint(s.name, p.parent)}")
+        raise WrongWeightsError(
+            f"{p}: SHA-256 {digest} differs from the official {full} for {s.name}. "
+            f"{download_hint(s.name, p.parent)}"
+        )
     if prefixes and not any(digest.startswith(x) for x in prefixes):
         raise WrongWeightsError(
             f"{p}: SHA-256 starts {digest[:8]}, expected {' or '.join(prefixes)} (torch.hub convention) for "
-            f"{s.name}: a corrupt or different file. {download_hint(s.name, p.parent)}")
+            f"{s.name}: a corrupt or different file. {download_hint(s.name, p.parent)}"
+        )
     if old and old.get("sha256") and old["sha256"] != digest:
         raise WrongWeightsError(
             f"{p}: SHA-256 {digest} differs from the one recorded on {old.get('verified_utc', '?')} "
             f"({old['sha256']}) in {p.parent / HASHES_FILE}. If you replaced the file on purpose, delete "
-            "its entry there.")
-    _save_hash(p.parent, p.name, {"name": s.name, "sha256": digest, "size": st.st_size,
-                                  "mtime_ns": st.st_mtime_ns,
-                                  "verified_utc": datetime.now(UTC).isoformat(timespec="seconds")})
+            "its entry there."
+        )
+    _save_hash(
+        p.parent,
+        p.name,
+        {
+            "name": s.name,
+            "sha256": digest,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "verified_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
     return rec
 
 
 # ---------------------------------------------------------------------------------------------
 # stand-in markers
+
 
 def standin_marker_path(path: str | os.PathLike[str]) -> Path:
     """The sidecar marker of a weights file: ``<file><STANDIN_SUFFIX>`` next to it."""
@@ -345,38 +459,49 @@ def standin_info(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         try:
             info = json.loads(side.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise WrongWeightsError(f"{side}: unreadable stand-in marker ({e}); delete it and rewrite the "
-                                    "stand-ins with `python -m dfig.weights standin --out DIR`") from e
+            raise WrongWeightsError(
+                f"{side}: unreadable stand-in marker ({e}); delete it and rewrite the "
+                "stand-ins with `python -m dfig.weights standin --out DIR`"
+            ) from e
         if info.get("size") != st.st_size:
             raise WrongWeightsError(
                 f"{p}: its stand-in marker {side.name} records {info.get('size')} bytes but the file has "
                 f"{st.st_size}: the file was replaced. Delete {side.name} if it is an official file, or "
-                "rewrite the stand-ins (`python -m dfig.weights standin --out DIR --overwrite`).")
+                "rewrite the stand-ins (`python -m dfig.weights standin --out DIR --overwrite`)."
+            )
         return {**info, "marker": side.name}
     emb = _embedded_marker(str(p.resolve()), st.st_size, st.st_mtime_ns)
     return {**emb, "marker": "embedded (no sidecar)"} if emb else None
 
 
-def _check_standin(s: WeightSpec, p: Path, info: dict[str, Any] | None, mode: str,
-                   rec: dict[str, Any]) -> dict[str, Any]:
+def _check_standin(
+    s: WeightSpec, p: Path, info: dict[str, Any] | None, mode: str, rec: dict[str, Any]
+) -> dict[str, Any]:
     """Accept or refuse a stand-in (or an unmarked file where stand-ins are required)."""
     policy = standin_policy()
     if info is None:
         raise StandinWeightsError(
             f"{p}: not a stand-in, but this run requires stand-in weights (DFIG_STANDIN=require, e.g. the "
             f"paper-standin profile). Write them with `python -m dfig.weights standin --out {p.parent} "
-            f"--only {s.name}`, or point DFIG_WEIGHTS at the stand-in folder.")
+            f"--only {s.name}`, or point DFIG_WEIGHTS at the stand-in folder."
+        )
     if policy == "forbid":
         raise StandinWeightsError(
             f"{p}: is a {STANDIN_LABEL} (marker: {info['marker']}), not the official {s.filename}; this run "
-            f"accepts official files only (no fallbacks, e.g. the paper profile). {download_hint(s.name, p.parent)}")
+            f"accepts official files only (no fallbacks, e.g. the paper profile). {download_hint(s.name, p.parent)}"
+        )
     if info.get("weights") not in (None, s.name):
         raise WrongWeightsError(f"{p}: a stand-in for {info.get('weights')}, not for {s.name}")
     if mode == "hash" and info.get("sha256") and sha256_file(p) != info["sha256"]:
-        raise WrongWeightsError(f"{p}: SHA-256 differs from the one its stand-in marker records; rewrite the "
-                                "stand-ins (`python -m dfig.weights standin --out DIR --overwrite`)")
-    warnings.warn(f"STAND-IN [{s.name}]: {p} holds {STANDIN_LABEL}, not the official {s.filename}",
-                  StandinWarning, stacklevel=3)
+        raise WrongWeightsError(
+            f"{p}: SHA-256 differs from the one its stand-in marker records; rewrite the "
+            "stand-ins (`python -m dfig.weights standin --out DIR --overwrite`)"
+        )
+    warnings.warn(
+        f"STAND-IN [{s.name}]: {p} holds {STANDIN_LABEL}, not the official {s.filename}",
+        StandinWarning,
+        stacklevel=3,
+    )
     return {**rec, "sha256": info.get("sha256"), "standin": info}
 
 
@@ -390,15 +515,25 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     info = standin_info(p)
     if info is not None:
-        return {"kind": "stand-in", "label": STANDIN_LABEL, "file": p.name, "weights": info.get("weights"),
-                "seed": info.get("seed"), "marker": info["marker"]}
+        return {
+            "kind": "stand-in",
+            "label": STANDIN_LABEL,
+            "file": p.name,
+            "weights": info.get("weights"),
+            "seed": info.get("seed"),
+            "marker": info["marker"],
+        }
     official = any(p.name in s.filenames for s in WEIGHTS.values())
-    return {"kind": "official" if official else "other",
-            "label": "official weights" if official else "unmarked file (not in the registry)", "file": p.name}
+    return {
+        "kind": "official" if official else "other",
+        "label": "official weights" if official else "unmarked file (not in the registry)",
+        "file": p.name,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # public API
+
 
 def locate(name: str, path: str | os.PathLike[str] | None = None, verify: str = "size") -> Path:
     """Return the checked path of checkpoint ``name``.
@@ -418,8 +553,14 @@ def weights_record(name: str, path: str | os.PathLike[str] | None = None) -> dic
     s = spec(name)
     p = _find(s, path)
     rec = _check(s, p, "size")
-    return {"weights": s.name, "file": p.name, "path": str(p), "size": rec["size"], "sha256": rec["sha256"],
-            "provenance": describe(p)}
+    return {
+        "weights": s.name,
+        "file": p.name,
+        "path": str(p),
+        "size": rec["size"],
+        "sha256": rec["sha256"],
+        "provenance": describe(p),
+    }
 
 
 def verify(name: str, path: str | os.PathLike[str] | None = None, full_hash: bool = False) -> dict[str, Any]:
@@ -431,9 +572,19 @@ def verify(name: str, path: str | os.PathLike[str] | None = None, full_hash: boo
     prefix, when no hash was computed: pass ``full_hash=True``).
     """
     s = spec(name)
-    out: dict[str, Any] = {"name": name, "exists": False, "path": None, "size": None, "expected_size": s.size,
-                           "size_ok": None, "prefix_ok": None, "sha256": None, "recorded_ok": None,
-                           "standin": False, "error": None}
+    out: dict[str, Any] = {
+        "name": name,
+        "exists": False,
+        "path": None,
+        "size": None,
+        "expected_size": s.size,
+        "size_ok": None,
+        "prefix_ok": None,
+        "sha256": None,
+        "recorded_ok": None,
+        "standin": False,
+        "error": None,
+    }
     try:
         p = _find(s, path)
     except MissingWeightsError as e:
@@ -470,7 +621,9 @@ def verify(name: str, path: str | os.PathLike[str] | None = None, full_hash: boo
     return out
 
 
-def status(weights_dir: str | os.PathLike[str] | None = None, full_hash: bool = False) -> list[dict[str, Any]]:
+def status(
+    weights_dir: str | os.PathLike[str] | None = None, full_hash: bool = False
+) -> list[dict[str, Any]]:
     """One row per registry entry: ``state`` is present / missing / wrong size / wrong hash / unchecked /
     :data:`STANDIN_LABEL`."""
     folder = _folder(weights_dir)
@@ -489,10 +642,20 @@ def status(weights_dir: str | os.PathLike[str] | None = None, full_hash: bool = 
             state = "present"
         else:
             state = "present (unchecked)"
-        rows.append({"name": name, "kind": s.kind, "state": state,
-                     "file": Path(v["path"]).name if v["path"] else s.filename,
-                     "size": v["size"], "expected_size": v["expected_size"], "sha256": v["sha256"],
-                     "where": str(folder / s.filename), "url": s.url, "used_by": s.used_by})
+        rows.append(
+            {
+                "name": name,
+                "kind": s.kind,
+                "state": state,
+                "file": Path(v["path"]).name if v["path"] else s.filename,
+                "size": v["size"],
+                "expected_size": v["expected_size"],
+                "sha256": v["sha256"],
+                "where": str(folder / s.filename),
+                "url": s.url,
+                "used_by": s.used_by,
+            }
+        )
     return rows
 
 
@@ -534,7 +697,11 @@ def main(argv: list[str] | None = None) -> int:
     if todo:
         print("\nTo get the missing or wrong files (nothing is downloaded automatically):")
         for r in todo:
-            found = f" (found {r['size']:,} bytes, expected {r['expected_size']:,})" if r["state"] == "wrong size" else ""
+            found = (
+                f" (found {r['size']:,} bytes, expected {r['expected_size']:,})"
+                if r["state"] == "wrong size"
+                else ""
+            )
             print(f"  {r['name']}: {r['state']}{found}\n    {download_hint(r['name'], folder)}")
     if not args.hash and any(r["state"].startswith("present") for r in rows):
         print("\n(--hash re-computes the full SHA-256 of every present file)")
@@ -545,8 +712,28 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["WEIGHTS", "WeightSpec", "Alternate", "MissingWeightsError", "WrongWeightsError", "HASHES_FILE",
-           "VERIFY_MODES", "STANDIN_SUFFIX", "STANDIN_ATTR", "STANDIN_LABEL", "StandinWeightsError",
-           "standin_marker_path", "standin_info", "describe", "spec", "expected_path", "download_hint", "sha256_file", "locate", "verify",
-           "weights_record", "status", "main"]
-
+__all__ = [
+    "WEIGHTS",
+    "WeightSpec",
+    "Alternate",
+    "MissingWeightsError",
+    "WrongWeightsError",
+    "HASHES_FILE",
+    "VERIFY_MODES",
+    "STANDIN_SUFFIX",
+    "STANDIN_ATTR",
+    "STANDIN_LABEL",
+    "StandinWeightsError",
+    "standin_marker_path",
+    "standin_info",
+    "describe",
+    "spec",
+    "expected_path",
+    "download_hint",
+    "sha256_file",
+    "locate",
+    "verify",
+    "weights_record",
+    "status",
+    "main",
+]

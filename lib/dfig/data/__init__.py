@@ -23,11 +23,17 @@ from dfig.data.layout import (
 )
 
 _LAZY = {
-    "AugmentOptions": "transforms", "build_transform": "transforms", "perturb": "transforms",
-    "PERTURBATIONS": "transforms", "NORMALIZATIONS": "transforms",
-    "ImageDataset": "dataset", "load_sample_image": "dataset", "make_loader": "dataset",
+    "AugmentOptions": "transforms",
+    "build_transform": "transforms",
+    "perturb": "transforms",
+    "PERTURBATIONS": "transforms",
+    "NORMALIZATIONS": "transforms",
+    "ImageDataset": "dataset",
+    "load_sample_image": "dataset",
+    "make_loader": "dataset",
     "class_balance": "dataset",
-    "generate_synthetic": "synthetic", "is_synthetic": "synthetic",
+    "generate_synthetic": "synthetic",
+    "is_synthetic": "synthetic",
 }
 
 
@@ -39,7 +45,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BAD_FILE_POLICIES", "BadImageError", "check_files", "load_rgb",
-    "CLASS_DIRS", "IMAGE_EXTS", "LNP_EXTS", "SPLITS", "Sample", "discover", "list_images",
-    "mirror_path", "summarize", *_LAZY,
+    "BAD_FILE_POLICIES",
+    "BadImageError",
+    "check_files",
+    "load_rgb",
+    "CLASS_DIRS",
+    "IMAGE_EXTS",
+    "LNP_EXTS",
+    "SPLITS",
+    "Sample",
+    "discover",
+    "list_images",
+    "mirror_path",
+    "summarize",
+    *_LAZY,
 ]

@@ -77,9 +77,16 @@ class ImageDataset(Dataset):
     :func:`dfig.data.transforms.build_transform`. See the module docstring for ``policy``/``precheck``.
     """
 
-    def __init__(self, samples: Sequence[Sample], transform: Callable[[Any], torch.Tensor] | None = None,
-                 reader: Reader = load_sample_image, policy: str = "skip", precheck: bool = True,
-                 report: RunReport | None = None, progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transform: Callable[[Any], torch.Tensor] | None = None,
+        reader: Reader = load_sample_image,
+        policy: str = "skip",
+        precheck: bool = True,
+        report: RunReport | None = None,
+        progress: bool | None = None,
+    ) -> None:
         if policy not in BAD_FILE_POLICIES:
             raise ValueError(f"bad-file policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")
         self.transform = transform
@@ -164,8 +171,16 @@ def seed_worker(worker_id: int) -> None:
         transform.reseed(seed)
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int = 0, seed: int = 0,
-                drop_last: bool = False, pin_memory: bool = False, persistent_workers: bool = False) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    workers: int = 0,
+    seed: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+) -> DataLoader:
     """A DataLoader whose order and worker seeds follow ``seed`` (same seed -> same batches).
 
     The shuffling order comes from a private generator seeded with ``seed``; each worker is seeded
@@ -174,10 +189,17 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int =
     """
     g = torch.Generator()
     g.manual_seed(int(seed))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                      generator=g, worker_init_fn=seed_worker if workers > 0 else None,
-                      drop_last=drop_last, pin_memory=pin_memory,
-                      persistent_workers=persistent_workers and workers > 0)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        generator=g,
+        worker_init_fn=seed_worker if workers > 0 else None,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers and workers > 0,
+    )
 
 
 def class_balance(samples: Sequence[Sample]) -> dict[str, float | int]:

@@ -104,8 +104,9 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
         raise BadImageError(p, f"cannot be decoded ({e})") from e
 
 
-def check_files(paths: Iterable[str | os.PathLike[str]], policy: str = "skip",
-                report: RunReport | None = None) -> list[Path]:
+def check_files(
+    paths: Iterable[str | os.PathLike[str]], policy: str = "skip", report: RunReport | None = None
+) -> list[Path]:
     """Return the paths that load as images; bad ones are counted in ``report`` or raise (strict)."""
     if policy not in BAD_FILE_POLICIES:
         raise ValueError(f"bad-file policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")

@@ -40,8 +40,11 @@ def _class_dirs(split_dir: Path) -> list[tuple[Path, int]]:
     return found
 
 
-def list_images(folder: str | os.PathLike[str], exts: Iterable[str] = IMAGE_EXTS,
-                skip: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+def list_images(
+    folder: str | os.PathLike[str],
+    exts: Iterable[str] = IMAGE_EXTS,
+    skip: Iterable[str | os.PathLike[str]] = (),
+) -> list[Path]:
     """All files under ``folder`` (recursive) whose suffix is in ``exts``, sorted; hidden files skipped.
 
     Arguments: ``folder`` the tree to list; ``exts`` the suffixes to keep (any case); ``skip`` folders
@@ -73,12 +76,15 @@ def list_images(folder: str | os.PathLike[str], exts: Iterable[str] = IMAGE_EXTS
             if Path(d).suffix.lower() in exts:
                 out.append(Path(sub))
         dirnames[:] = keep
-        out += [Path(dirpath) / n for n in filenames if not n.startswith(".") and Path(n).suffix.lower() in exts]
+        out += [
+            Path(dirpath) / n for n in filenames if not n.startswith(".") and Path(n).suffix.lower() in exts
+        ]
     return sorted(set(out))
 
 
-def discover(root: str | os.PathLike[str], splits: Iterable[str] = SPLITS,
-             exts: Iterable[str] = IMAGE_EXTS) -> dict[str, list[Sample]]:
+def discover(
+    root: str | os.PathLike[str], splits: Iterable[str] = SPLITS, exts: Iterable[str] = IMAGE_EXTS
+) -> dict[str, list[Sample]]:
     """Find the labelled files of each split under ``root``; deterministic order (by path)."""
     root = Path(root)
     if not root.is_dir():
@@ -97,8 +103,12 @@ def discover(root: str | os.PathLike[str], splits: Iterable[str] = SPLITS,
     return out
 
 
-def mirror_path(path: str | os.PathLike[str], in_root: str | os.PathLike[str],
-                out_root: str | os.PathLike[str], suffix: str | None = None) -> Path:
+def mirror_path(
+    path: str | os.PathLike[str],
+    in_root: str | os.PathLike[str],
+    out_root: str | os.PathLike[str],
+    suffix: str | None = None,
+) -> Path:
     """The path of ``path`` relative to ``in_root``, placed under ``out_root`` (optionally new suffix).
 
     Arguments: ``path`` a file under ``in_root``; ``suffix`` replaces its suffix when given.
@@ -118,7 +128,7 @@ def tree_relpath(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> 
     """
     p, r = os.path.abspath(path), os.path.abspath(root)
     if p.startswith(r.rstrip(os.sep) + os.sep):  # the usual case, as cheap as it gets (string ops)
-        return Path(p[len(r.rstrip(os.sep)) + 1:])
+        return Path(p[len(r.rstrip(os.sep)) + 1 :])
     real_root = Path(os.path.realpath(root))
     for cand in (Path(p), Path(os.path.realpath(os.path.dirname(p))) / os.path.basename(p)):
         try:
@@ -128,8 +138,12 @@ def tree_relpath(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> 
     raise ValueError(f"{path} does not lie under {root}")
 
 
-def summarize(root: str | os.PathLike[str], splits: Iterable[str] = SPLITS,
-              exts: Iterable[str] = IMAGE_EXTS, sizes: bool = True):
+def summarize(
+    root: str | os.PathLike[str],
+    splits: Iterable[str] = SPLITS,
+    exts: Iterable[str] = IMAGE_EXTS,
+    sizes: bool = True,
+):
     """A table of counts per split and class (and the image sizes seen) for a dataset tree."""
     import pandas as pd
     from PIL import Image
@@ -145,6 +159,7 @@ def summarize(root: str | os.PathLike[str], splits: Iterable[str] = SPLITS,
                     try:
                         if s.path.suffix.lower() == ".npy":
                             import numpy as np
+
                             shp = np.load(s.path, mmap_mode="r").shape
                             key = f"{shp[1]}x{shp[0]}"
                         else:

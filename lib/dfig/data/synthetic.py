@@ -56,6 +56,7 @@ Counts: {counts}
 # ---------------------------------------------------------------------------------------------
 # the scene: a continuous function of (x, y) in [0, 1]^2, rendered on any grid
 
+
 def _draw_scene(rng: np.random.Generator) -> dict[str, Any]:
     """Random scene parameters (pose, size, colours, lighting, texture)."""
     ax = rng.uniform(0.21, 0.29)
@@ -63,22 +64,35 @@ def _draw_scene(rng: np.random.Generator) -> dict[str, Any]:
     skin = np.array([skin_r, skin_r * rng.uniform(0.68, 0.84), skin_r * rng.uniform(0.48, 0.72)])
     hair_v = rng.uniform(0.04, 0.45)
     return {
-        "bg0": rng.uniform(0.1, 0.9, 3), "bg1": rng.uniform(0.1, 0.9, 3), "bg_angle": rng.uniform(0, 2 * np.pi),
-        "cx": 0.5 + rng.normal(0, 0.025), "cy": 0.54 + rng.normal(0, 0.025),
-        "ax": ax, "ay": ax * rng.uniform(1.2, 1.4), "tilt": rng.uniform(-0.25, 0.25),
-        "skin": skin, "light": rng.uniform(-0.25, 0.25),
+        "bg0": rng.uniform(0.1, 0.9, 3),
+        "bg1": rng.uniform(0.1, 0.9, 3),
+        "bg_angle": rng.uniform(0, 2 * np.pi),
+        "cx": 0.5 + rng.normal(0, 0.025),
+        "cy": 0.54 + rng.normal(0, 0.025),
+        "ax": ax,
+        "ay": ax * rng.uniform(1.2, 1.4),
+        "tilt": rng.uniform(-0.25, 0.25),
+        "skin": skin,
+        "light": rng.uniform(-0.25, 0.25),
         "hair": np.array([hair_v, hair_v * rng.uniform(0.6, 0.9), hair_v * rng.uniform(0.4, 0.8)]),
         "hairline": rng.uniform(0.35, 0.6),
-        "eye_x": rng.uniform(0.33, 0.42), "eye_y": rng.uniform(0.05, 0.18), "eye_w": rng.uniform(0.13, 0.18),
+        "eye_x": rng.uniform(0.33, 0.42),
+        "eye_y": rng.uniform(0.05, 0.18),
+        "eye_w": rng.uniform(0.13, 0.18),
         "iris": rng.uniform(0.05, 0.45, 3),
-        "mouth_y": rng.uniform(0.45, 0.6), "mouth_w": rng.uniform(0.25, 0.4), "mouth_h": rng.uniform(0.05, 0.1),
-        "tex_f": rng.uniform(4, 24, 10), "tex_th": rng.uniform(0, np.pi, 10),
-        "tex_ph": rng.uniform(0, 2 * np.pi, 10), "tex_amp": rng.uniform(0.01, 0.025),
+        "mouth_y": rng.uniform(0.45, 0.6),
+        "mouth_w": rng.uniform(0.25, 0.4),
+        "mouth_h": rng.uniform(0.05, 0.1),
+        "tex_f": rng.uniform(4, 24, 10),
+        "tex_th": rng.uniform(0, np.pi, 10),
+        "tex_ph": rng.uniform(0, 2 * np.pi, 10),
+        "tex_amp": rng.uniform(0.01, 0.025),
     }
 
 
-def _soft_ellipse(lx: np.ndarray, ly: np.ndarray, x0: float, y0: float, a: float, b: float,
-                  n: int) -> np.ndarray:
+def _soft_ellipse(
+    lx: np.ndarray, ly: np.ndarray, x0: float, y0: float, a: float, b: float, n: int
+) -> np.ndarray:
     """Anti-aliased inside-mask of an axis-aligned ellipse (edge about one pixel of an n-grid wide)."""
     rho = np.sqrt(((lx - x0) / a) ** 2 + ((ly - y0) / b) ** 2)
     return 1.0 / (1.0 + np.exp(-(1.0 - rho) * (n * min(a, b)) * 2.0))
@@ -115,7 +129,9 @@ def _render(p: dict[str, Any], n: int) -> np.ndarray:
         cols = slice(max(0, int((xi - r) * n)), min(n, int((xi + r) * n) + 2))
         blend(img[rows, cols], colour, _soft_ellipse(lx[rows, cols], ly[rows, cols], x0, y0, a, b, n))
 
-    neck = (1 / (1 + np.exp(-(0.42 * ax - np.abs(lx)) * n * 2))) * (1 / (1 + np.exp(-(ly - 0.5 * ay) * n * 2)))
+    neck = (1 / (1 + np.exp(-(0.42 * ax - np.abs(lx)) * n * 2))) * (
+        1 / (1 + np.exp(-(ly - 0.5 * ay) * n * 2))
+    )
     img = blend(img, p["skin"] * 0.82, neck)
     rho2 = (lx / ax) ** 2 + (ly / ay) ** 2
     shade = (1.0 + p["light"] * lx / ax) * (1.0 - 0.22 * np.clip(rho2, 0, 1))
@@ -127,16 +143,19 @@ def _render(p: dict[str, Any], n: int) -> np.ndarray:
     ex, ey, ew = p["eye_x"] * ax, -p["eye_y"] * ay, p["eye_w"] * ax
     for sx in (-1.0, 1.0):
         feature(p["hair"] * 0.9, sx * ex, ey - 0.17 * ay, 1.2 * ew, 0.035 * ay)  # brow
-        feature(np.array([0.92, 0.9, 0.88]), sx * ex, ey, ew, 0.45 * ew)     # eye white
+        feature(np.array([0.92, 0.9, 0.88]), sx * ex, ey, ew, 0.45 * ew)  # eye white
         feature(p["iris"], sx * ex, ey, 0.42 * ew, 0.42 * ew)
         feature(np.array([0.03, 0.03, 0.03]), sx * ex, ey, 0.18 * ew, 0.18 * ew)  # pupil
     feature(p["skin"] * 0.8, 0, 0.22 * ay, 0.09 * ax, 0.05 * ay)  # nose
-    feature(p["skin"] * np.array([0.85, 0.45, 0.45]), 0, p["mouth_y"] * ay, p["mouth_w"] * ax, p["mouth_h"] * ay)
+    feature(
+        p["skin"] * np.array([0.85, 0.45, 0.45]), 0, p["mouth_y"] * ay, p["mouth_w"] * ax, p["mouth_h"] * ay
+    )
     return img * tex[..., None]
 
 
 # ---------------------------------------------------------------------------------------------
 # class-specific formation
+
 
 def _blur3(z: np.ndarray) -> np.ndarray:
     """Separable [1, 2, 1] / 4 smoothing over the two spatial axes (edge-replicated)."""
@@ -225,17 +244,25 @@ def make_image(seed: int, split: str, cls: str, index: int, size: int = 128) -> 
 # ---------------------------------------------------------------------------------------------
 # the dataset tree
 
+
 def _counts(n_train: int, n_eval: int) -> dict[str, dict[str, int]]:
     return {split: dict.fromkeys(CLASSES, n_train if split == "train" else n_eval) for split in SPLITS}
 
 
 def _is_complete(root: Path, counts: dict[str, dict[str, int]]) -> bool:
-    return all(len(list((root / s / c).glob("*.png"))) == n
-               for s, cc in counts.items() for c, n in cc.items())
+    return all(
+        len(list((root / s / c).glob("*.png"))) == n for s, cc in counts.items() for c, n in cc.items()
+    )
 
 
-def generate(out_root: str | os.PathLike[str], n_train: int = 48, n_eval: int = 16, size: int = 128,
-             seed: int = 0, overwrite: bool = False) -> Path:
+def generate(
+    out_root: str | os.PathLike[str],
+    n_train: int = 48,
+    n_eval: int = 16,
+    size: int = 128,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
     """Write the synthetic set to ``out_root/{train,val,test}/{real,fake}/<cls>_NNNN.png``; return the root.
 
     ``n_train`` images per class in train, ``n_eval`` per class in val and in test. ``size`` must be a
@@ -256,16 +283,27 @@ def generate(out_root: str | os.PathLike[str], n_train: int = 48, n_eval: int = 
             raise FileExistsError(f"{out} exists and is not a folder: choose another output folder")
         old_meta = read_stage_meta(out)
         if any(out.iterdir()):
-            if not old_meta.get("synthetic") or old_meta.get("generator", "").split("/")[0] != GENERATOR.split("/")[0]:
-                raise FileExistsError(f"{out} is not empty and holds no dfig synthetic set: refusing to write "
-                                      "there. Choose an empty or new folder.")
-            if old_meta.get("params") == params and old_meta.get("generator") == GENERATOR \
-                    and _is_complete(out, counts) and not overwrite:
+            if (
+                not old_meta.get("synthetic")
+                or old_meta.get("generator", "").split("/")[0] != GENERATOR.split("/")[0]
+            ):
+                raise FileExistsError(
+                    f"{out} is not empty and holds no dfig synthetic set: refusing to write "
+                    "there. Choose an empty or new folder."
+                )
+            if (
+                old_meta.get("params") == params
+                and old_meta.get("generator") == GENERATOR
+                and _is_complete(out, counts)
+                and not overwrite
+            ):
                 return out
             if not overwrite:
-                raise FileExistsError(f"{out} holds a synthetic set made with {old_meta.get('params')} "
-                                      f"({old_meta.get('generator')}), not {params}: pass overwrite=True "
-                                      "to replace it, or choose another folder.")
+                raise FileExistsError(
+                    f"{out} holds a synthetic set made with {old_meta.get('params')} "
+                    f"({old_meta.get('generator')}), not {params}: pass overwrite=True "
+                    "to replace it, or choose another folder."
+                )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -277,21 +315,27 @@ def generate(out_root: str | os.PathLike[str], n_train: int = 48, n_eval: int = 
                 d.mkdir(parents=True)
                 for i in range(n):
                     Image.fromarray(make_image(seed, split, cls, i, size)).save(
-                        d / f"{cls}_{i:04d}.png", format="PNG", compress_level=1)
-        atomic_write_text(tmp / "README.txt", _README.format(generator=GENERATOR, seed=seed, size=size,
-                                                             factor=FAKE_FACTOR, counts=counts))
-        write_stage_meta(tmp, {
-            "synthetic": True,
-            "stage": "synthetic",
-            "generator": GENERATOR,
-            "description": "face-like cartoons; real = full-res render + Poisson-Gaussian sensor noise; "
-                           f"fake = 1/{FAKE_FACTOR}-res render + transposed-conv/nearest x2 upsampling",
-            "params": params,
-            "seed": int(seed),
-            "format": "png",
-            "counts": counts,
-            "labels": {"real": 0, "fake": 1},
-        })
+                        d / f"{cls}_{i:04d}.png", format="PNG", compress_level=1
+                    )
+        atomic_write_text(
+            tmp / "README.txt",
+            _README.format(generator=GENERATOR, seed=seed, size=size, factor=FAKE_FACTOR, counts=counts),
+        )
+        write_stage_meta(
+            tmp,
+            {
+                "synthetic": True,
+                "stage": "synthetic",
+                "generator": GENERATOR,
+                "description": "face-like cartoons; real = full-res render + Poisson-Gaussian sensor noise; "
+                f"fake = 1/{FAKE_FACTOR}-res render + transposed-conv/nearest x2 upsampling",
+                "params": params,
+                "seed": int(seed),
+                "format": "png",
+                "counts": counts,
+                "labels": {"real": 0, "fake": 1},
+            },
+        )
         old = None
         if out.exists():
             if any(out.iterdir()):

@@ -73,7 +73,9 @@ class AugmentOptions:
         if len(self.blur_sig) != 2 or not 0.0 <= self.blur_sig[0] <= self.blur_sig[1]:
             raise ValueError(f"blur_sig must be (low, high) with 0 <= low <= high, got {self.blur_sig}")
         if len(self.jpg_qual) != 2 or not 1 <= self.jpg_qual[0] <= self.jpg_qual[1] <= 100:
-            raise ValueError(f"jpg_qual must be (low, high) with 1 <= low <= high <= 100, got {self.jpg_qual}")
+            raise ValueError(
+                f"jpg_qual must be (low, high) with 1 <= low <= high <= 100, got {self.jpg_qual}"
+            )
         if self.load_size < 1 or self.crop_size < 1:
             raise ValueError("load_size and crop_size must be positive")
         if self.lnp_scale <= 0:
@@ -86,12 +88,14 @@ class AugmentOptions:
 # ---------------------------------------------------------------------------------------------
 # single operations (shared by the transform and the robustness perturbations)
 
+
 def gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of an HxWxC array (uint8 or float32), reflect border; ``sigma <= 0`` = identity."""
     if sigma <= 0:
         return arr
-    return cv2.GaussianBlur(arr, (0, 0), sigmaX=float(sigma), sigmaY=float(sigma),
-                            borderType=cv2.BORDER_REFLECT)
+    return cv2.GaussianBlur(
+        arr, (0, 0), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT
+    )
 
 
 def jpeg_compress(img: Image.Image, quality: int, method: str = "pil") -> Image.Image:
@@ -131,18 +135,19 @@ def _resize_tensor(t: torch.Tensor, target: int) -> torch.Tensor:
     if (nw, nh) == (w, h):
         return t
     shrink = nh < h or nw < w
-    return F.interpolate(t[None], size=(nh, nw), mode="bilinear", align_corners=False,
-                         antialias=shrink)[0]
+    return F.interpolate(t[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=shrink)[0]
 
 
 # ---------------------------------------------------------------------------------------------
 # the transform
 
+
 class ImageTransform:
     """Callable built by :func:`build_transform`; picklable (DataLoader workers)."""
 
-    def __init__(self, opts: AugmentOptions, train: bool, normalize: str = "imagenet",
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, opts: AugmentOptions, train: bool, normalize: str = "imagenet", seed: int | None = None
+    ) -> None:
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         self.opts = opts
@@ -160,8 +165,10 @@ class ImageTransform:
             self.generator = torch.Generator().manual_seed(int(seed))
 
     def __repr__(self) -> str:
-        return (f"ImageTransform(train={self.train}, normalize={self.normalize!r}, seed={self.seed}, "
-                f"opts={self.opts})")
+        return (
+            f"ImageTransform(train={self.train}, normalize={self.normalize!r}, seed={self.seed}, "
+            f"opts={self.opts})"
+        )
 
     # random draws ------------------------------------------------------------------------------
     def _rand(self) -> float:
@@ -198,8 +205,11 @@ class ImageTransform:
         h, w = t.shape[-2:]
         if h < c or w < c:
             if not self._warned_pad:
-                warnings.warn(f"input {w}x{h} is smaller than crop_size {c}: zero-padded to {c}x{c} "
-                              "(set load_size >= crop_size, or a smaller crop_size)", stacklevel=3)
+                warnings.warn(
+                    f"input {w}x{h} is smaller than crop_size {c}: zero-padded to {c}x{c} "
+                    "(set load_size >= crop_size, or a smaller crop_size)",
+                    stacklevel=3,
+                )
                 self._warned_pad = True
             ph, pw = max(c - h, 0), max(c - w, 0)
             t = F.pad(t, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
@@ -208,7 +218,7 @@ class ImageTransform:
             top, left = self._randint(0, h - c), self._randint(0, w - c)
         else:
             top, left = int(round((h - c) / 2.0)), int(round((w - c) / 2.0))
-        return t[:, top:top + c, left:left + c]
+        return t[:, top : top + c, left : left + c]
 
     def __call__(self, x: Image.Image | np.ndarray) -> torch.Tensor:
         o = self.opts
@@ -248,14 +258,19 @@ def _normalize(t: torch.Tensor, how: str, lnp_scale: float) -> torch.Tensor:
     return t
 
 
-def build_transform(opts: AugmentOptions | None = None, train: bool = False, normalize: str = "imagenet",
-                    seed: int | None = None) -> Callable[[Image.Image | np.ndarray], torch.Tensor]:
+def build_transform(
+    opts: AugmentOptions | None = None,
+    train: bool = False,
+    normalize: str = "imagenet",
+    seed: int | None = None,
+) -> Callable[[Image.Image | np.ndarray], torch.Tensor]:
     """The classifier transform (see the module docstring): PIL RGB or float HxWx3 -> ``[3, crop, crop]``."""
     return ImageTransform(opts or AugmentOptions(), train=train, normalize=normalize, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------
 # robustness perturbations (applied to raw photos before segmentation / LNP extraction)
+
 
 def _perturb_jpeg(img: Image.Image, quality: float) -> Image.Image:
     q = int(quality)
@@ -283,8 +298,8 @@ def _perturb_downscale(img: Image.Image, factor: float) -> Image.Image:
 
 
 PERTURBATIONS: dict[str, Callable[[Image.Image, float], Image.Image]] = {
-    "jpeg": _perturb_jpeg,            # level = JPEG quality (1-100)
-    "blur": _perturb_blur,            # level = Gaussian sigma in pixels (0 = none)
+    "jpeg": _perturb_jpeg,  # level = JPEG quality (1-100)
+    "blur": _perturb_blur,  # level = Gaussian sigma in pixels (0 = none)
     "downscale": _perturb_downscale,  # level = scale factor in (0, 1]; resized back to the original size
 }
 
