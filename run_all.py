@@ -32,8 +32,9 @@ from typing import Any
 
 import yaml
 
-from dfig import manifest, paths
+from dfig import paths
 from dfig.notebook import train_run_name
+from dfig.report import manifest
 
 NOTEBOOKS = paths.notebooks_dir()
 
@@ -426,9 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DFIG_PROFILE"] = profile["name"]
     apply_weights_policy(profile)
     if args.paper_only:
-        from dfig import report
+        from dfig.report import paper
 
-        pdf = report.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
+        pdf = paper.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
         print(f"paper rebuilt: {pdf}")
         return 0
 
@@ -499,9 +500,9 @@ def paper_line(profile: dict[str, Any], runs: list[dict[str, Any]], status: int,
             else "paper:    not built (the run failed)"
         )
     if partial and not paper_ran and pdf.exists():
-        from dfig import report
+        from dfig.report import paper
 
-        pdf = report.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
+        pdf = paper.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
         return f"paper:    {pdf} rebuilt from the current results{published}"
     return f"paper:    {pdf}{published}" if pdf.exists() else "paper:    not built (06_paper did not run)"
 

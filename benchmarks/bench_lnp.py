@@ -1,4 +1,4 @@
-"""Benchmark LNP extraction: the reference scripts' way vs dfig.lnp's path, on the same images.
+"""Benchmark LNP extraction: the reference scripts' way vs dfig.stages.lnp's path, on the same images.
 
     python benchmarks/bench_lnp.py [--n 6] [--batch B] [--size 256] [--device cpu|cuda] [--checkpoint F]
         [--images DIR] [--compile] [--json F]
@@ -11,12 +11,12 @@ network, compat PNG encoding. ``--batch`` defaults to 3 on CPU and 16 (extract_t
 
 - ``naive``: batch 1, fp32, NCHW, ``torch.no_grad()`` only, ``forward`` then ``x - y`` (as the
   reference LNP scripts run);
-- ``ours``: :func:`dfig.lnp.prepare` + :func:`dfig.lnp.lnp_batch` - ``inference_mode``, channels_last,
+- ``ours``: :func:`dfig.stages.lnp.prepare` + :func:`dfig.stages.lnp.lnp_batch` - ``inference_mode``, channels_last,
   fused attention blocks (``DualAttentionBlock.forward_fused``), batches of ``--batch``, and (CPU) the
-  allocator setting of :func:`dfig.lnp.tune_cpu_allocator`, which is process-wide: it is switched off
+  allocator setting of :func:`dfig.stages.lnp.tune_cpu_allocator`, which is process-wide: it is switched off
   for the naive runs and on for ours (``--breakdown`` adds naive+allocator and ours-without-allocator);
 - ``bf16`` (CPU) / ``bf16``, or ``fp16`` without bf16 support (CUDA) autocast: used only if it passes
-  :func:`dfig.lnp.check_lnp_precision` (residual correlation with fp32 >= 0.999 and compat PNG
+  :func:`dfig.stages.lnp.check_lnp_precision` (residual correlation with fp32 >= 0.999 and compat PNG
   identical on >= 99% of pixels) and is faster;
 - ``compiled`` (``--compile``): ``torch.compile`` with inductor freezing (minutes of compile on 2 cores);
 - the classical fallback (non-local means) on the same images.
@@ -40,8 +40,15 @@ import torch
 from benchcommon import add_common_args, check_device, finish, header, pick_images
 
 from dfig.accel import reduced_precision
-from dfig.denoise import ClassicalDenoiser, CycleISPDenoiser, cycleisp_flops, load_cycleisp
-from dfig.lnp import check_lnp_precision, compat_encode, lnp_agreement, lnp_batch, prepare, tune_cpu_allocator
+from dfig.core.denoise import ClassicalDenoiser, CycleISPDenoiser, cycleisp_flops, load_cycleisp
+from dfig.stages.lnp import (
+    check_lnp_precision,
+    compat_encode,
+    lnp_agreement,
+    lnp_batch,
+    prepare,
+    tune_cpu_allocator,
+)
 
 
 def load_images(n: int, size: int, seed: int = 0, images: str | None = None) -> tuple[list[np.ndarray], str]:
@@ -137,7 +144,7 @@ def pipeline(
     batch: int,
     precision: str,
 ) -> dict[str, float]:
-    """End to end from image files to compat PNG files: a naive per-file loop vs :func:`dfig.lnp.extract_tree`
+    """End to end from image files to compat PNG files: a naive per-file loop vs :func:`dfig.stages.lnp.extract_tree`
     (loader workers decode ahead, background threads encode and write; worker start-up included)."""
     import shutil
     import tempfile
@@ -145,7 +152,7 @@ def pipeline(
     import cv2
 
     from dfig.io import atomic_write_bytes
-    from dfig.lnp import compat_png_bytes, extract_tree
+    from dfig.stages.lnp import compat_png_bytes, extract_tree
 
     with tempfile.TemporaryDirectory(prefix="bench_lnp_") as td:
         inp, naive_out = Path(td) / "in" / "x", Path(td) / "naive"

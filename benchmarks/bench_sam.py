@@ -6,8 +6,8 @@
 - ``naive`` (the original SAM.py): for every image, build SAM with ``sam_model_registry[type](checkpoint=F)``
   (the whole checkpoint is read again), move it to the device, read the JPEG, ``SamPredictor.set_image``,
   the two-point prompt in fp32, write the masked face and the mask. Timed on ``--naive_n`` images.
-- ``ours``: the model is built and loaded ONCE (:func:`dfig.segment.load_sam`; not in the timing, printed);
-  :func:`dfig.segment.segment_stream` decodes and resizes in DataLoader workers (pinned memory on CUDA),
+- ``ours``: the model is built and loaded ONCE (:func:`dfig.stages.segment.load_sam`; not in the timing, printed);
+  :func:`dfig.stages.segment.segment_stream` decodes and resizes in DataLoader workers (pinned memory on CUDA),
   the encoder runs on ``--batch_size`` images per forward pass (still one pass per image) under the
   precision chosen by the startup fidelity check (``auto``: bf16/fp16 autocast on CUDA only when every
   mask has IoU >= 0.99 with fp32), prompts are decoded batched, faces/masks are encoded and written by
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from benchcommon import add_common_args, check_device, finish, header, pick_images, sync
 
-from dfig import segment as S
 from dfig.accel import DEFAULT_PRECISION, PRECISION_CHOICES, loader_workers
 from dfig.data import load_rgb
+from dfig.stages import segment as S
 
 
 def naive_one(

@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--arch res50] [--train_mode 0] [--crop_size 224] [--steps 30]
         [--batch_size 64] [--warmup 5] [--workers W] [--device cuda|cpu] [--images DIR] [--json F]
 
-Both runs use the training code itself (:func:`dfig.train.train_step`: forward, BCE loss, backward,
+Both runs use the training code itself (:func:`dfig.stages.train.train_step`: forward, BCE loss, backward,
 Adam step) on the training transform of :mod:`dfig.data` (resize 256, random crop, flip, ImageNet
 normalisation) over JPEG faces from ``--images`` (decoded every step, as in training), with a freshly
 built detector (random weights, seed 0) each:
@@ -11,7 +11,7 @@ built detector (random weights, seed 0) each:
 - ``naive``: fp32, NCHW, ``cudnn.benchmark`` off, DataLoader without workers or pinned memory
   (``TrainOptions`` defaults);
 - ``ours``: ``amp`` (bf16 autocast where supported, else fp16 + GradScaler; see
-  :func:`dfig.train.amp_precision`), ``channels_last``, ``cudnn.benchmark`` (CUDA), DataLoader with
+  :func:`dfig.stages.train.amp_precision`), ``channels_last``, ``cudnn.benchmark`` (CUDA), DataLoader with
   ``--workers`` persistent workers (default :func:`dfig.accel.loader_workers`: 0 on CPU) and pinned
   memory (CUDA), ``non_blocking`` copies.
 
@@ -29,7 +29,7 @@ from benchcommon import add_common_args, check_device, finish, header, pick_imag
 
 from dfig.accel import autocast, loader_workers
 from dfig.data.layout import Sample
-from dfig.train import amp_precision, make_scaler, train_step
+from dfig.stages.train import amp_precision, make_scaler, train_step
 
 
 def dataset(files: list, crop: int):
@@ -51,7 +51,7 @@ def dataset(files: list, crop: int):
 
 def run(a: argparse.Namespace, ds, dev: torch.device, fast: bool, workers: int) -> dict:
     """``warmup`` + ``steps`` training steps; returns timings and settings."""
-    from dfig.models import build_detector
+    from dfig.core.models import build_detector
 
     torch.backends.cudnn.benchmark = fast and dev.type == "cuda"
     torch.manual_seed(0)
@@ -98,7 +98,7 @@ def run(a: argparse.Namespace, ds, dev: torch.device, fast: bool, workers: int) 
 
 
 def spectra_dtype(a: argparse.Namespace, dev: torch.device) -> str:
-    from dfig.models import build_detector
+    from dfig.core.models import build_detector
 
     m = build_detector(a.arch, a.train_mode).to(dev)
     with torch.no_grad(), autocast(dev, amp_precision(dev, True)):
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     add_common_args(ap)
     a = ap.parse_args(argv)
-    from dfig.train import parse_mode
+    from dfig.stages.train import parse_mode
 
     a.train_mode = parse_mode(a.train_mode)
     dev = check_device(a.device)

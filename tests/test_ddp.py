@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    """One rank: join via dfig.train.init_distributed, one DDP step through train_one_epoch, report."""
+    """One rank: join via dfig.stages.train.init_distributed, one DDP step through train_one_epoch, report."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -33,8 +33,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from dfig.models import build_detector
-    from dfig.train import TrainOptions, _loader, init_distributed, train_one_epoch
+    from dfig.core.models import build_detector
+    from dfig.stages.train import TrainOptions, _loader, init_distributed, train_one_epoch
 
     info = init_distributed(torch.device("cpu"))
     assert info.enabled and info.rank == rank and dist.get_backend() == "gloo"
@@ -92,7 +92,7 @@ def test_torchrun_two_processes_train_cli(tmp_path: Path) -> None:
         "--master_port",
         str(_free_port()),
         "-m",
-        "dfig.train",
+        "dfig.stages.train",
         "--name",
         "ddp",
         "--dataroot",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dfig import evaluate
 from dfig.notebook import run_label
+from dfig.report import evaluate
 
 
 def _models(runs: list[str]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""dfig.denoise: strict loading of an official-format CycleISP file, residual, classical fallback."""
+"""dfig.core.denoise: strict loading of an official-format CycleISP file, residual, classical fallback."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from dfig import denoise as D
 from dfig import weights as W
+from dfig.core import denoise as D
 from dfig.fallback import FallbackNotAllowed, FallbackWarning
 
 

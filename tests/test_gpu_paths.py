@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from dfig import accel
-from dfig import lnp as L
-from dfig import segment as S
+from dfig.core.denoise import CycleISPDenoiser
 from dfig.data.synthetic import make_image
-from dfig.denoise import CycleISPDenoiser
+from dfig.stages import lnp as L
+from dfig.stages import segment as S
 
 
 def tiny_sam(img_size: int = 128, dim: int = 32, seed: int = 0):
@@ -219,8 +219,8 @@ def test_segment_tree_batched_with_workers(tmp_path: Path) -> None:
 
 
 def test_amp_training_step_on_cpu_keeps_spectra_float32() -> None:
-    from dfig.models import build_detector
-    from dfig.train import amp_precision, make_scaler, train_step
+    from dfig.core.models import build_detector
+    from dfig.stages.train import amp_precision, make_scaler, train_step
 
     assert amp_precision("cpu", True) == "bf16" and amp_precision("cpu", False) == "fp32"
     assert make_scaler("cpu", True) is None  # bf16 needs no loss scaling
@@ -256,7 +256,7 @@ def test_amp_training_step_on_cpu_keeps_spectra_float32() -> None:
 def test_train_with_amp_channels_last_and_workers_on_cpu(tmp_path: Path) -> None:
     from test_train import make_lnp_tree, tiny_opts
 
-    from dfig.train import train
+    from dfig.stages.train import train
 
     tree = make_lnp_tree(tmp_path / "lnp", n_train=8, n_eval=4, size=36)
     opts = tiny_opts(

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from dfig import lnp as L
-from dfig import segment as S
 from dfig.data.images import BadImageError, load_rgb
 from dfig.data.layout import discover, list_images, mirror_path
 from dfig.io import atomic_path, read_stage_meta
+from dfig.stages import lnp as L
+from dfig.stages import segment as S
 from dfig.tree import plan_tree
 
 
@@ -175,7 +175,7 @@ def test_lnp_refuses_other_save_mode_then_overwrite(tmp_path: Path) -> None:
 
 
 def test_lnp_refuses_other_denoiser_params(tmp_path: Path) -> None:
-    from dfig.denoise import ClassicalDenoiser
+    from dfig.core.denoise import ClassicalDenoiser
 
     raw = _tree(tmp_path / "raw", n=1)
     out = tmp_path / "lnp"
@@ -249,19 +249,19 @@ def _cli(mod: str, *args: str) -> subprocess.CompletedProcess:
 def test_cli_refusal_is_one_line_exit_2_and_overwrite_flag(tmp_path: Path) -> None:
     raw = _tree(tmp_path / "raw", n=1)
     io = ["--input_dir", str(raw), "--output_dir", str(tmp_path / "lnp"), "--denoiser", "classical"]
-    assert _cli("dfig.lnp", *io).returncode == 0
-    res = _cli("dfig.lnp", *io, "--save_mode", "clean")
+    assert _cli("dfig.stages.lnp", *io).returncode == 0
+    res = _cli("dfig.stages.lnp", *io, "--save_mode", "clean")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     err = [x for x in res.stderr.splitlines() if x.startswith("error:")]
     assert len(err) == 1 and "compat" in err[0] and "--overwrite" in err[0]
-    res = _cli("dfig.lnp", *io, "--save_mode", "clean", "--overwrite")
+    res = _cli("dfig.stages.lnp", *io, "--save_mode", "clean", "--overwrite")
     assert res.returncode == 0, res.stderr
     assert len(_files(tmp_path / "lnp", ".npy")) == 4 and not _files(tmp_path / "lnp", ".png")
     sio = ["--input_dir", str(raw), "--output_dir", str(tmp_path / "faces")]
-    assert _cli("dfig.segment", *sio, "--segmenter", "none").returncode == 0
-    res = _cli("dfig.segment", *sio, "--segmenter", "prior")
+    assert _cli("dfig.stages.segment", *sio, "--segmenter", "none").returncode == 0
+    res = _cli("dfig.stages.segment", *sio, "--segmenter", "prior")
     assert res.returncode == 2 and "Traceback" not in res.stderr and "--overwrite" in res.stderr
-    assert _cli("dfig.segment", *sio, "--segmenter", "prior", "--overwrite").returncode == 0
+    assert _cli("dfig.stages.segment", *sio, "--segmenter", "prior", "--overwrite").returncode == 0
     assert read_stage_meta(tmp_path / "faces")["segmenter"]["name"] == "prior"
 
 
@@ -286,7 +286,7 @@ def test_truncated_jpeg_rejected_in_every_mode(tmp_path: Path) -> None:
     rep = S.segment_tree(raw, tmp_path / "faces", S.WholeImageSegmenter(), progress=False)
     assert [Path(p).name for p, _ in rep.failed] == ["cut.jpg"]
     res = _cli(
-        "dfig.lnp",
+        "dfig.stages.lnp",
         "--input_dir",
         str(raw),
         "--output_dir",

@@ -52,7 +52,7 @@ def make_tree(
 
 
 def tiny(tree: Path, ckdir: Path, **kw):
-    from dfig.train import TrainOptions
+    from dfig.stages.train import TrainOptions
 
     base = dict(
         name="tiny",
@@ -75,9 +75,9 @@ def tiny(tree: Path, ckdir: Path, **kw):
 
 
 def fake_checkpoint(path: Path, features: dict, **opt_kw) -> Path:
-    """A checkpoint as dfig.train writes it (random weights)."""
-    from dfig.models import build_detector
-    from dfig.train import TrainOptions
+    """A checkpoint as dfig.stages.train writes it (random weights)."""
+    from dfig.core.models import build_detector
+    from dfig.stages.train import TrainOptions
 
     torch.manual_seed(0)
     model = build_detector("mobilev2", 0)
@@ -128,7 +128,7 @@ def one_line_error(err: str) -> str:
 
 
 def test_predict_default_name_cannot_be_a_training_artefact(tmp_path: Path) -> None:
-    from dfig.predict import default_output_csv, main
+    from dfig.stages.predict import default_output_csv, main
 
     tree = make_tree(tmp_path / "lnp", n=2, splits=("test",))
     run = tmp_path / "ck" / "run"
@@ -151,7 +151,7 @@ def test_predict_default_name_cannot_be_a_training_artefact(tmp_path: Path) -> N
 
 
 def test_predict_refuses_an_existing_output_unless_overwrite(tmp_path: Path, capsys) -> None:
-    from dfig.predict import main
+    from dfig.stages.predict import main
 
     tree = make_tree(tmp_path / "lnp", n=2, splits=("test",))
     ck = fake_checkpoint(tmp_path / "ck" / "model_epoch_best.pth", FEATURES)
@@ -174,8 +174,8 @@ def test_training_records_skipped_files_and_allowed_incomplete_input(
     tmp_path: Path, capsys, monkeypatch
 ) -> None:
     from dfig.notebook import IncompleteStageWarning
-    from dfig.train import load_checkpoint
-    from dfig.trainrun import run_training
+    from dfig.stages.train import load_checkpoint
+    from dfig.stages.trainrun import run_training
 
     monkeypatch.setenv("DFIG_PROFILE", "smoke")  # where io.save_metrics writes (run_all.main sets it too)
     tree = make_tree(tmp_path / "lnp", meta={**FEATURES, "complete": False})
@@ -223,7 +223,7 @@ def test_training_records_skipped_files_and_allowed_incomplete_input(
 
 def test_training_refuses_an_incomplete_stage(tmp_path: Path) -> None:
     from dfig.notebook import IncompleteStageError
-    from dfig.train import train
+    from dfig.stages.train import train
 
     tree = make_tree(tmp_path / "lnp", meta={**FEATURES, "complete": False}, n=2)
     with pytest.raises(IncompleteStageError, match="allow_incomplete") as e:
@@ -266,7 +266,7 @@ def test_notebook_input_check_refuses_an_incomplete_stage(tmp_path: Path, monkey
 
 @pytest.mark.parametrize("how", ["empty", "all_bad"])
 def test_one_class_validation_split_is_refused_before_training(tmp_path: Path, how: str) -> None:
-    from dfig.train import train
+    from dfig.stages.train import train
 
     tree = make_tree(tmp_path / "lnp", n=2)
     for f in (tree / "val" / "fake").iterdir():
@@ -306,7 +306,7 @@ def _garbage_checkpoint(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("make", [_truncated_checkpoint, _garbage_checkpoint], ids=["truncated", "garbage"])
 def test_predict_corrupt_checkpoint_is_one_line(tmp_path: Path, capsys, make) -> None:
-    from dfig.predict import main
+    from dfig.stages.predict import main
 
     tree = make_tree(tmp_path / "lnp", n=1, splits=("test",))
     ck = make(tmp_path)
@@ -317,7 +317,7 @@ def test_predict_corrupt_checkpoint_is_one_line(tmp_path: Path, capsys, make) ->
 
 
 def test_predict_missing_input_and_readonly_output(tmp_path: Path, capsys) -> None:
-    from dfig.predict import main
+    from dfig.stages.predict import main
 
     ck = fake_checkpoint(tmp_path / "ck" / "m.pth", FEATURES)
     assert main(["--model_path", str(ck), "--input_dir", str(tmp_path / "nope"), "--no_progress"]) == 2
@@ -344,7 +344,7 @@ def test_predict_missing_input_and_readonly_output(tmp_path: Path, capsys) -> No
 
 
 def test_train_cli_user_errors(tmp_path: Path, capsys) -> None:
-    from dfig.train import main, save_checkpoint
+    from dfig.stages.train import main, save_checkpoint
 
     base = [
         "--arch",
@@ -405,11 +405,11 @@ def test_train_cli_user_errors(tmp_path: Path, capsys) -> None:
         )
         == 2
     )
-    assert "not a dfig.train checkpoint" in one_line_error(capsys.readouterr().err)
+    assert "not a dfig.stages.train checkpoint" in one_line_error(capsys.readouterr().err)
 
 
 def test_lnp_cli_user_errors(tmp_path: Path, capsys) -> None:
-    from dfig.lnp import main
+    from dfig.stages.lnp import main
 
     tree = make_tree(tmp_path / "faces", n=1, splits=("test",))
     base = ["--denoiser", "classical", "--no_progress"]
@@ -433,7 +433,7 @@ def _photo(rng: np.random.Generator, size: int = 48) -> np.ndarray:
 
 
 def test_predict_warns_when_raw_photos_are_scored_as_lnps(tmp_path: Path) -> None:
-    from dfig.predict import InputMismatchWarning, predict_folder
+    from dfig.stages.predict import InputMismatchWarning, predict_folder
 
     rng = np.random.default_rng(1)
     ck = fake_checkpoint(tmp_path / "ck" / "m.pth", FEATURES)
@@ -460,7 +460,7 @@ def test_predict_warns_when_raw_photos_are_scored_as_lnps(tmp_path: Path) -> Non
 
 
 def test_predict_warns_about_images_smaller_than_the_crop(tmp_path: Path) -> None:
-    from dfig.predict import InputMismatchWarning, predict_folder
+    from dfig.stages.predict import InputMismatchWarning, predict_folder
 
     tree = make_tree(tmp_path / "lnp", n=1, size=16, splits=("test",))
     ck = fake_checkpoint(tmp_path / "ck" / "m.pth", FEATURES)
@@ -471,7 +471,7 @@ def test_predict_warns_about_images_smaller_than_the_crop(tmp_path: Path) -> Non
 
 def test_huge_images_are_refused_with_a_raisable_limit(tmp_path: Path) -> None:
     from dfig.data.images import BadImageError
-    from dfig.predict import predict_folder
+    from dfig.stages.predict import predict_folder
 
     tree = make_tree(tmp_path / "lnp", n=1, size=48, splits=("test",))
     Image.new("L", (6000, 6000)).save(tree / "test" / "fake" / "huge.png")
@@ -555,11 +555,11 @@ def test_profile_values_are_checked_too(run_all, tmp_path: Path) -> None:
 
 
 def test_documented_choices_match_the_library(run_all) -> None:
-    from dfig.denoise import DENOISERS
-    from dfig.lnp import SAVE_MODES
-    from dfig.models import SPEC_NORMS
-    from dfig.segment import FACE_FORMATS, PROMPTS, SAM_MODEL_TYPES, SEGMENTERS
-    from dfig.train import ARCHS, TRAIN_MODES
+    from dfig.core.denoise import DENOISERS
+    from dfig.core.models import SPEC_NORMS
+    from dfig.stages.lnp import SAVE_MODES
+    from dfig.stages.segment import FACE_FORMATS, PROMPTS, SAM_MODEL_TYPES, SEGMENTERS
+    from dfig.stages.train import ARCHS, TRAIN_MODES
 
     def choices(nb: str) -> dict:
         return {k: v["choices"] for k, v in run_all.notebook_parameters(nb).items() if v["choices"]}
@@ -595,9 +595,9 @@ def test_run_all_refusal_from_the_shell_is_one_line_exit_2(tmp_path: Path) -> No
 @pytest.mark.sample
 def test_photo_vs_compat_lnp_statistics_on_real_faces(sample_dir: Path, tmp_path: Path) -> None:
     """Real 256 px faces saved as PNG look like photos; their compat LNPs (no stage record) do not."""
-    from dfig.denoise import build_denoiser
-    from dfig.lnp import compat_encode, lnp_batch, prepare
-    from dfig.predict import input_kind_warnings
+    from dfig.core.denoise import build_denoiser
+    from dfig.stages.lnp import compat_encode, lnp_batch, prepare
+    from dfig.stages.predict import input_kind_warnings
 
     den = prepare(build_denoiser("classical")[0], "cpu")
     photos, lnps = tmp_path / "photos", tmp_path / "lnps"
@@ -613,7 +613,7 @@ def test_photo_vs_compat_lnp_statistics_on_real_faces(sample_dir: Path, tmp_path
 
 
 def test_clean_lnps_for_a_compat_detector_and_the_reverse(tmp_path: Path) -> None:
-    from dfig.predict import input_kind_warnings
+    from dfig.stages.predict import input_kind_warnings
 
     (tmp_path / "a.npy").write_bytes(b"")
     assert "--save_mode compat" in input_kind_warnings([tmp_path / "a.npy"], tmp_path, FEATURES, raw=False)[0]

@@ -1,4 +1,4 @@
-"""dfig.lnp: compat arithmetic, save modes, resumable/atomic extraction, shards, bad files, CLI."""
+"""dfig.stages.lnp: compat arithmetic, save modes, resumable/atomic extraction, shards, bad files, CLI."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from dfig import denoise as D
-from dfig import lnp as L
+from dfig.core import denoise as D
 from dfig.data.images import BadImageError, load_rgb
 from dfig.io import write_stage_meta
+from dfig.stages import lnp as L
 
 
 def make_tree(
@@ -211,7 +211,7 @@ def test_cli_classical(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "dfig.lnp",
+        "dfig.stages.lnp",
         "--input_dir",
         str(tmp_path / "in"),
         "--output_dir",
@@ -238,7 +238,7 @@ def test_kill_midway_then_resume(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "dfig.lnp",
+        "dfig.stages.lnp",
         "--input_dir",
         str(tmp_path / "in"),
         "--output_dir",

@@ -1,4 +1,4 @@
-"""dfig.metrics: known predictions give known metrics; thresholds; reproducible bootstrap intervals."""
+"""dfig.core.metrics: known predictions give known metrics; thresholds; reproducible bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from dfig.metrics import METRICS, bootstrap_ci, choose_threshold, compute_metrics, eer, metrics_with_ci
+from dfig.core.metrics import METRICS, bootstrap_ci, choose_threshold, compute_metrics, eer, metrics_with_ci
 
 Y = np.array([0] * 50 + [1] * 50)
 

@@ -1,4 +1,4 @@
-"""dfig.models: shapes of every mode x backbone, attention, spectral scaling, gradients, overfitting,
+"""dfig.core.models: shapes of every mode x backbone, attention, spectral scaling, gradients, overfitting,
 official-weights loading in each layout (strict key checks), detector checkpoints."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from dfig.models import (
+from dfig.core.models import (
     BACKBONES,
     FUSIONS,
     SPEC_NORMS,
@@ -24,7 +24,7 @@ from dfig.models import (
     load_pretrained_backbone,
     mode_key,
 )
-from dfig.spectra import amplitude_phase
+from dfig.core.spectra import amplitude_phase
 
 ARCHS = ("res50", "mobilev2", "res34")
 MODES = (0, 1, 2)

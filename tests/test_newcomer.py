@@ -84,14 +84,14 @@ def test_partial_runs_merge_into_the_manifest(
 
 
 def test_partial_run_rebuilds_the_paper_or_says_it_is_stale(run_all, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dfig import report
+    from dfig.report import paper
 
     profile = {"name": "tiny", "publish_pdf": False}
     pdf = paths.reports_dir("tiny") / "DFIG_v2.pdf"
     pdf.parent.mkdir(parents=True, exist_ok=True)
     pdf.write_bytes(b"%PDF old")
     built = []
-    monkeypatch.setattr(report, "build_paper", lambda name, publish=False: built.append(name) or pdf)
+    monkeypatch.setattr(paper, "build_paper", lambda name, publish=False: built.append(name) or pdf)
     runs = [{"notebook": "03_spectra"}]
     assert "rebuilt from the current results" in run_all.paper_line(profile, runs, 0, partial=True)
     assert built == ["tiny"]
@@ -188,7 +188,7 @@ def test_ci_uses_only_python_311_as_pyproject_requires(tmp_path: Path, is_311: b
 
 
 def test_roc_styles_distinguish_eleven_runs() -> None:
-    from dfig.plots import curve_style
+    from dfig.report.plots import curve_style
 
     styles = [curve_style(i) for i in range(11)]
     keys = {(s["color"], s["ls"], s["marker"]) for s in styles}
@@ -199,7 +199,7 @@ def test_roc_styles_distinguish_eleven_runs() -> None:
 def test_one_epoch_training_log_is_drawn_as_values() -> None:
     import pandas as pd
 
-    from dfig.plots import training_curves
+    from dfig.report.plots import training_curves
 
     log = pd.DataFrame(
         {"epoch": [1], "train_loss": [0.7], "val_loss": [0.6], "val_acc": [0.625], "val_auc": [0.7]}

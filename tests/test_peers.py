@@ -1,4 +1,4 @@
-"""Classical peers (dfig.peers): separate the synthetic classes, chance on shuffled labels, val-only
+"""Classical peers (dfig.stages.peers): separate the synthetic classes, chance on shuffled labels, val-only
 selection, and report files the evaluation reads."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from dfig import peers
 from dfig.data.synthetic import generate
-from dfig.lnp import read_lnp
-from dfig.train import split_samples
+from dfig.stages import peers
+from dfig.stages.lnp import read_lnp
+from dfig.stages.train import split_samples
 
 KW = {"crop": None, "highpass": True}
 

@@ -1,4 +1,4 @@
-"""dfig.predict: LNP folders, raw photos through the recorded pipeline (exact), errors, CLI."""
+"""dfig.stages.predict: LNP folders, raw photos through the recorded pipeline (exact), errors, CLI."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from dfig import io
-from dfig.models import CheckpointMismatchError, build_detector
-from dfig.predict import (
+from dfig.core.models import CheckpointMismatchError, build_detector
+from dfig.stages.predict import (
     PipelineMismatchError,
     build_feature_pipeline,
     default_output_csv,
@@ -24,7 +24,7 @@ from dfig.predict import (
     stage_chain,
     write_predictions,
 )
-from dfig.train import TrainOptions
+from dfig.stages.train import TrainOptions
 
 SIZE = 48
 pytestmark = pytest.mark.filterwarnings("ignore::dfig.fallback.FallbackWarning")  # prior segmenter, by design
@@ -46,9 +46,9 @@ def make_raw_tree(root: Path, n: int = 2, seed: int = 0) -> Path:
 
 def extract(raw: Path, out: Path, save_mode: str, segment: bool = True) -> Path:
     """Run the real stages (prior segmenter, classical denoiser) on ``raw``; return the LNP root."""
-    from dfig.denoise import build_denoiser
-    from dfig.lnp import extract_tree
-    from dfig.segment import build_segmenter, segment_tree
+    from dfig.core.denoise import build_denoiser
+    from dfig.stages.lnp import extract_tree
+    from dfig.stages.segment import build_segmenter, segment_tree
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -65,7 +65,7 @@ def extract(raw: Path, out: Path, save_mode: str, segment: bool = True) -> Path:
 def fake_checkpoint(
     path: Path, features: dict, arch: str = "mobilev2", mode: int | str = 0, **opt_kw
 ) -> Path:
-    """A checkpoint as dfig.train writes it (random weights), with the given feature record."""
+    """A checkpoint as dfig.stages.train writes it (random weights), with the given feature record."""
     torch.manual_seed(0)
     model = build_detector(arch, mode)
     # make BatchNorm statistics non-trivial so that scores differ between images
@@ -297,7 +297,7 @@ def test_label_of(tmp_path: Path) -> None:
 
 def test_robustness_rows_and_perturbed_features(trees: dict[str, Path], tmp_path: Path) -> None:
     from dfig.data.images import load_rgb
-    from dfig.robustness import DEFAULT_PERTURBATIONS, _perturbed_reader, evaluate_robustness
+    from dfig.stages.robustness import DEFAULT_PERTURBATIONS, _perturbed_reader, evaluate_robustness
 
     assert [p[0] for p in DEFAULT_PERTURBATIONS] == [
         "none",

@@ -21,12 +21,12 @@ from PIL import Image
 from test_denoise import write_official
 from test_predict import fake_checkpoint
 
+from dfig.core.metrics import compute_metrics
 from dfig.data.dataset import load_sample_image
-from dfig.evaluate import compare_with_feature_files
 from dfig.io import read_stage_meta
-from dfig.metrics import compute_metrics
-from dfig.predict import build_feature_pipeline, predict_folder
-from dfig.robustness import evaluate_robustness
+from dfig.report.evaluate import compare_with_feature_files
+from dfig.stages.predict import build_feature_pipeline, predict_folder
+from dfig.stages.robustness import evaluate_robustness
 
 SIZE = 32  # raw photos of 32 px: the checkpoints load 32 and crop 32 (CycleISP costs ~1 s per call here)
 pytestmark = pytest.mark.filterwarnings("ignore::dfig.fallback.FallbackWarning")
@@ -123,9 +123,9 @@ def build_tree(
     raw: Path, out: Path, stand_ins: dict[str, Path], segmenter: str, denoiser: str, save_mode: str
 ) -> Path:
     """The training features, made by the real stages as notebooks 01 and 02 make them."""
-    from dfig.denoise import build_denoiser
-    from dfig.lnp import extract_tree
-    from dfig.segment import build_segmenter, segment_tree
+    from dfig.core.denoise import build_denoiser
+    from dfig.stages.lnp import extract_tree
+    from dfig.stages.segment import build_segmenter, segment_tree
 
     faces = out / f"faces_{segmenter}"
     if not (faces / "dfig_stage.json").exists() or read_stage_meta(faces).get("counts") is None:
@@ -140,7 +140,7 @@ def build_tree(
 
 
 def test_tiny_sam_stand_in_segments_something(stand_ins: dict[str, Path]) -> None:
-    from dfig.segment import SamSegmenter, build_segmenter
+    from dfig.stages.segment import SamSegmenter, build_segmenter
 
     seg, rec = build_segmenter(
         "sam", model_type="vit_b", checkpoint=stand_ins["sam"], verify="none", allow_fallback=False

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfig import evaluate, io, paths, report
+from dfig import io, paths
+from dfig.report import evaluate, paper
 
 RUNS = [
     "mobilev2_mode0",
@@ -60,7 +61,7 @@ def built(monkeypatch: pytest.MonkeyPatch):
     runs = evaluate.load_runs("sample")
     for key, (df, cap) in evaluate.build_tables(runs, n_boot=200, seed=0).items():
         io.save_table(df, key, caption=cap)
-    pdf = report.build_paper("sample", publish=False)
+    pdf = paper.build_paper("sample", publish=False)
     return runs, pdf
 
 
@@ -88,7 +89,7 @@ def test_pdf_prints_the_numbers_of_the_results_files(built) -> None:
     data = io.load_json(paths.reports_dir("sample") / "paper_data.json")
     models = pd.read_csv(paths.tables_dir("sample") / "models.csv")
     r = models.set_index("run").loc["mobilev2_mode0"]
-    auc = report.fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"])
+    auc = paper.fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"])
     assert data["best"]["mode0_auc"] == auc
     assert auc in text, "the mode-0 ROC-AUC with its interval is printed as in models.csv"
     assert "SAMPLE PROFILE" in text, "a sample-profile PDF says so on its first page"

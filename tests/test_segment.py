@@ -1,4 +1,4 @@
-"""dfig.segment: SAM loading (strict keys), one encoder pass per image, prompts, fallbacks, tree runs."""
+"""dfig.stages.segment: SAM loading (strict keys), one encoder pass per image, prompts, fallbacks, tree runs."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dfig import segment as S
 from dfig.data.images import BadImageError
 from dfig.fallback import FallbackNotAllowed, FallbackWarning
 from dfig.io import read_stage_meta
+from dfig.stages import segment as S
 from dfig.weights import MissingWeightsError, WrongWeightsError
 
 SAM_B_FILE = "sam_vit_b_01ec64.pth"

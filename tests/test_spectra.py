@@ -1,4 +1,4 @@
-"""dfig.spectra: amplitude/phase values, shapes, channel averaging, display helpers, mean spectra."""
+"""dfig.core.spectra: amplitude/phase values, shapes, channel averaging, display helpers, mean spectra."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from dfig.spectra import amplitude_phase, mean_spectra_by_class, mean_spectrum, phase_to_display, to_display
+from dfig.core.spectra import (
+    amplitude_phase,
+    mean_spectra_by_class,
+    mean_spectrum,
+    phase_to_display,
+    to_display,
+)
 
 
 def _numpy_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

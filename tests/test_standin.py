@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfig import io, manifest, paths, report, standin
+from dfig import io, paths, standin
 from dfig import weights as W
+from dfig.report import manifest, paper
 
 KINDS = ("sam_vit_b", "cycleisp_sidd_rgb", "resnet50", "resnet34", "mobilenetv2_c5e733a8", "mobilenet_v2")
 
@@ -42,9 +43,9 @@ def policy(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_every_kind_loads_through_the_strict_loaders(standin_dir: Path, policy) -> None:
-    from dfig.denoise import load_cycleisp
-    from dfig.models import build_detector
-    from dfig.segment import load_sam
+    from dfig.core.denoise import load_cycleisp
+    from dfig.core.models import build_detector
+    from dfig.stages.segment import load_sam
 
     policy("allow")
     for name in KINDS:
@@ -126,9 +127,9 @@ def test_cli_writes_and_never_overwrites_a_foreign_file(tmp_path: Path) -> None:
 def test_stage_records_manifest_and_pdf_say_standin(standin_dir: Path, policy) -> None:
     from pypdf import PdfReader
 
-    from dfig.denoise import build_denoiser
-    from dfig.segment import build_segmenter
-    from dfig.trainrun import resolve_pretrained
+    from dfig.core.denoise import build_denoiser
+    from dfig.stages.segment import build_segmenter
+    from dfig.stages.trainrun import resolve_pretrained
 
     policy("require", standin_dir)
     prof = "paper-standin"
@@ -152,7 +153,7 @@ def test_stage_records_manifest_and_pdf_say_standin(standin_dir: Path, policy) -
     assert set(listed) == {"sam_vit_b", "cycleisp_sidd_rgb", "mobilenetv2_c5e733a8"}
     assert listed["mobilenetv2_c5e733a8"] == ["train mobilev2_mode0"]
     assert all(r["state"] in (W.STANDIN_LABEL, "missing") for r in man["weights"])
-    pdf = report.build_paper(prof, publish=False)
+    pdf = paper.build_paper(prof, publish=False)
     first = " ".join(PdfReader(pdf).pages[0].extract_text().split())
     assert "STAND-IN WEIGHTS" in first and "PAPER-STANDIN PROFILE" in first
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(pdf).pages).split())

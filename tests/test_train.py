@@ -1,4 +1,4 @@
-"""dfig.train: a 2-epoch run on a tiny generated LNP tree, resume, early stopping / lr decay logic, CLI."""
+"""dfig.stages.train: a 2-epoch run on a tiny generated LNP tree, resume, early stopping / lr decay logic, CLI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from dfig import io
-from dfig.train import (
+from dfig.stages.train import (
     LOG_FIELDS,
     Plateau,
     TrainOptions,
@@ -121,7 +121,7 @@ def test_two_epochs_log_checkpoints_predictions(run2: tuple[TrainOptions, dict])
 
 
 def test_best_checkpoint_loads_with_models_api(run2: tuple[TrainOptions, dict]) -> None:
-    from dfig.models import load_detector
+    from dfig.core.models import load_detector
 
     opts, _ = run2
     model, ck = load_detector(
@@ -296,7 +296,7 @@ def test_missing_split_is_named(tmp_path: Path) -> None:
 
 
 def test_center_region_for_images_and_arrays() -> None:
-    from dfig.train import center_region
+    from dfig.stages.train import center_region
 
     arr = np.arange(10 * 12 * 3, dtype=np.float32).reshape(10, 12, 3)
     np.testing.assert_array_equal(center_region(arr, 4), arr[3:7, 4:8])

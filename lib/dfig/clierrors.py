@@ -43,7 +43,7 @@ def one_line(e: BaseException) -> str:
 
 
 def fail(e: BaseException) -> int:
-    """Print ``error: <one line>`` on stderr (as ``dfig.segment`` does); return the exit code 2.
+    """Print ``error: <one line>`` on stderr (as ``dfig.stages.segment`` does); return the exit code 2.
 
     Arguments: ``e`` the user error. Returns: 2.
     """

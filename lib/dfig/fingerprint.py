@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dfig.core.spectra import amplitude_phase
 from dfig.data.layout import LNP_EXTS, discover
-from dfig.spectra import amplitude_phase
 
 
 def _centre_crop(a: np.ndarray, size: int) -> np.ndarray:
@@ -27,7 +27,7 @@ def class_mean_spectra(
     Draws up to ``n`` LNPs per class of ``split`` (seeded), centre-crops them to the smallest size,
     and averages. Returns ``{"real": [H,W], "fake": [H,W], "n": {...}, "size": S, "split": split}``.
     """
-    from dfig.lnp import read_lnp
+    from dfig.stages.lnp import read_lnp
 
     samples = discover(Path(lnp_root), splits=(split,), exts=LNP_EXTS)[split]
     rng = np.random.default_rng(seed)

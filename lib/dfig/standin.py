@@ -88,7 +88,7 @@ def _sam(model_type: str) -> Callable[[], tuple[Any, Any]]:
 
 
 def _cycleisp() -> tuple[Any, Any]:
-    from dfig.denoise import CycleISPDenoiser
+    from dfig.core.denoise import CycleISPDenoiser
 
     sd = OrderedDict((f"module.{k}", v) for k, v in CycleISPDenoiser().state_dict().items())
     return {"state_dict": sd}, sd

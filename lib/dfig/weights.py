@@ -113,7 +113,7 @@ WEIGHTS: dict[str, WeightSpec] = {
         None,
         None,
         "sam",
-        "dfig.segment (paper setting: SAM ViT-H)",
+        "dfig.stages.segment (paper setting: SAM ViT-H)",
         "Segment Anything ViT-H, Meta's public download site (segment-anything README). "
         "Whether the hex part of the name is a hash prefix is not established: checked by size.",
     ),
@@ -125,7 +125,7 @@ WEIGHTS: dict[str, WeightSpec] = {
         None,
         None,
         "sam",
-        "dfig.segment (--model_type vit_l)",
+        "dfig.stages.segment (--model_type vit_l)",
         "Segment Anything ViT-L; checked by size.",
     ),
     "sam_vit_b": WeightSpec(
@@ -136,7 +136,7 @@ WEIGHTS: dict[str, WeightSpec] = {
         None,
         None,
         "sam",
-        "dfig.segment (--model_type vit_b; ~10-20 s/image on CPU)",
+        "dfig.stages.segment (--model_type vit_b; ~10-20 s/image on CPU)",
         "Segment Anything ViT-B; checked by size.",
     ),
     "cycleisp_sidd_rgb": WeightSpec(
@@ -147,7 +147,7 @@ WEIGHTS: dict[str, WeightSpec] = {
         None,
         None,
         "cycleisp",
-        "dfig.denoise / dfig.lnp (LNP extraction)",
+        "dfig.core.denoise / dfig.stages.lnp (LNP extraction)",
         "CycleISP sRGB denoiser trained on SIDD (Google Drive link 'Denoising sRGB images of SIDD' in "
         "the CycleISP GitHub README, github.com/swz30/CycleISP). About 11 MB; 399 keys under "
         "'state_dict'. Size not established: its SHA-256 is recorded on first use.",
@@ -160,7 +160,7 @@ WEIGHTS: dict[str, WeightSpec] = {
         None,
         "19c8e357",
         "backbone",
-        "dfig.models (ResNet50 backbone; the original project's resnet50.pth)",
+        "dfig.core.models (ResNet50 backbone; the original project's resnet50.pth)",
         "torchvision ImageNet ResNet50 (V1 release); the 8 hex digits start the file's SHA-256 "
         "(torch.hub convention).",
         (
@@ -188,7 +188,7 @@ WEIGHTS: dict[str, WeightSpec] = {
         None,
         "b627a593",
         "backbone",
-        "dfig.models (ResNet-34 backbone, reported in the paper)",
+        "dfig.core.models (ResNet-34 backbone, reported in the paper)",
         "torchvision ImageNet ResNet-34; hash prefix in the name (torch.hub convention).",
         (
             Alternate(
@@ -208,7 +208,7 @@ WEIGHTS: dict[str, WeightSpec] = {
         None,
         "b0353104",
         "backbone",
-        "dfig.models (MobileNetV2 backbone, torchvision layout)",
+        "dfig.core.models (MobileNetV2 backbone, torchvision layout)",
         "torchvision ImageNet MobileNetV2; hash prefix in the name (torch.hub convention).",
         (
             Alternate(
@@ -228,7 +228,7 @@ WEIGHTS: dict[str, WeightSpec] = {
         None,
         None,
         "backbone",
-        "dfig.models (MobileNetV2 backbone, the original project's file)",
+        "dfig.core.models (MobileNetV2 backbone, the original project's file)",
         "ImageNet MobileNetV2 from d-li14/mobilenetv2.pytorch (features.*, top-level conv.*, classifier); "
         "size not established: its SHA-256 is recorded on first use.",
     ),

@@ -28,7 +28,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from dfig.spectra import SPECTRA_CHANNELS, amplitude_phase
+from dfig.core.spectra import SPECTRA_CHANNELS, amplitude_phase
 
 CONFIG_FORMAT = 1
 LNP_CHANNELS = 3
@@ -306,7 +306,7 @@ def arch_key(arch: str) -> str:
 class DFIGDetector(nn.Module):
     """``forward(x: [B, 3, H, W] normalised LNP) -> logits [B]`` (P(fake) = sigmoid(logit)).
 
-    Spectra are computed inside (:func:`dfig.spectra.amplitude_phase`), scaled by ``spec_norm``,
+    Spectra are computed inside (:func:`dfig.core.spectra.amplitude_phase`), scaled by ``spec_norm``,
     fused by ``FUSIONS[mode]`` and classified by ``BACKBONES[arch]``.
     """
 

@@ -50,9 +50,9 @@ def resolve_pretrained(arch: str, pretrained: str) -> tuple[str | None, dict[str
 
 
 def options_from_params(ctx: Any, run: str, dataroot: Path, pretrained_path: str | None) -> Any:
-    """Map the training notebook's parameters onto :class:`dfig.train.TrainOptions`."""
+    """Map the training notebook's parameters onto :class:`dfig.stages.train.TrainOptions`."""
     from dfig.notebook import allow_incomplete_default
-    from dfig.train import TrainOptions
+    from dfig.stages.train import TrainOptions
 
     P = ctx.params
     load = int(P.get("load_size", 256))
@@ -89,7 +89,7 @@ def options_from_params(ctx: Any, run: str, dataroot: Path, pretrained_path: str
 
 def run_training(ctx: Any, run: str, dataroot: Path) -> dict[str, Any]:
     """Train run ``run`` on ``dataroot`` with the notebook's parameters; write metrics + predictions."""
-    from dfig.train import train
+    from dfig.stages.train import train
 
     P = ctx.params
     pre_path, pre_rec = resolve_pretrained(P["arch"], str(P.get("pretrained", "imagenet")))

@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from dfig import io, manifest, paths
-from dfig.evaluate import BACKBONE_NAMES
+from dfig import io, paths
+from dfig.report import manifest
+from dfig.report.evaluate import BACKBONE_NAMES
 
 BANNERS = {
     "smoke": "SMOKE PROFILE - SYNTHETIC DATA. This PDF was built from the generated two-class synthetic set "
@@ -34,7 +35,7 @@ BANNERS = {
 def banner(profile: str, fallbacks: list[dict[str, Any]], standins: list[dict[str, Any]]) -> str:
     """The page-1 banner: the profile's line, then stand-in weights and fallbacks when any were used.
 
-    Arguments: the profile name, the merged fallback and stand-in records (:mod:`dfig.manifest`).
+    Arguments: the profile name, the merged fallback and stand-in records (:mod:`dfig.report.manifest`).
     Returns ``""`` when there is nothing to warn about (the paper profile with official files).
     """
     parts = [BANNERS.get(profile, "")]

@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from dfig import io, paths
-from dfig.metrics import bootstrap_ci, compute_metrics
+from dfig.core.metrics import bootstrap_ci, compute_metrics
 
 BACKBONE_NAMES = {"res50": "ResNet-50", "mobilev2": "MobileNetV2", "res34": "ResNet-34"}
 
@@ -290,7 +290,7 @@ def robustness_table(ctx: Any, run: str, max_images: int = 200) -> pd.DataFrame 
     if not ckpt.exists():
         print(f"robustness skipped: {ckpt} not found (run 04_train for {run})")
         return None
-    from dfig.robustness import evaluate_robustness
+    from dfig.stages.robustness import evaluate_robustness
 
     limit = max(1, max_images // 2) if max_images else None  # per class
     rob = evaluate_robustness(
@@ -314,7 +314,7 @@ def compare_with_feature_files(rob: pd.DataFrame, test_pred: pd.DataFrame, tol: 
     The ``none`` row runs the raw test photos through the feature pipeline rebuilt from the checkpoint;
     the models table reads the feature files. On the same images the scores must agree.
 
-    Arguments: ``rob`` (from :func:`dfig.robustness.evaluate_robustness`, with
+    Arguments: ``rob`` (from :func:`dfig.stages.robustness.evaluate_robustness`, with
     ``attrs["reference_scores"]``), ``test_pred`` (``predictions/<run>_test.csv``), ``tol`` (largest
     allowed score difference; GPU kernels and batch sizes move scores by ~1e-6). Returns: a one-line
     summary (images compared, out of how many, largest difference); when a score differs by more than
@@ -355,7 +355,7 @@ def cross_generator_table(ctx: Any, run: str, test_dirs: list[str]) -> pd.DataFr
     """Metrics of one run on extra raw test folders ({real,fake}/*) of other generators."""
     if not test_dirs or not run:
         return None
-    from dfig.predict import predict_folder
+    from dfig.stages.predict import predict_folder
 
     ckpt = paths.checkpoints_dir(ctx.profile) / run / "model_epoch_best.pth"
     rows = []

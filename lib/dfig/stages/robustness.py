@@ -3,7 +3,7 @@
 Each perturbation (:data:`DEFAULT_PERTURBATIONS`: JPEG quality 95/75/50, Gaussian blur sigma 1/2,
 downscale x0.5 and back) is applied to the decoded raw photo of every test image; the result then
 goes through the SAME in-memory feature pipeline as ``predict --raw`` (the checkpoint's recorded
-segmentation -> LNP, :class:`dfig.predict.FeaturePipeline`) and the detector. The ``none`` row uses
+segmentation -> LNP, :class:`dfig.stages.predict.FeaturePipeline`) and the detector. The ``none`` row uses
 the same in-memory path without a perturbation, so every row is comparable. The perturbation
 functions are :data:`dfig.data.transforms.PERTURBATIONS`.
 """
@@ -67,12 +67,17 @@ def evaluate_robustness(
     import pandas as pd
     from tqdm.auto import tqdm
 
+    from dfig.core.metrics import bootstrap_ci, compute_metrics
     from dfig.data.images import check_files
     from dfig.data.layout import discover
-    from dfig.metrics import bootstrap_ci, compute_metrics
-    from dfig.predict import build_feature_pipeline, inference_dataset, load_for_inference, score_dataset
     from dfig.runlog import RunReport
-    from dfig.train import region_reader
+    from dfig.stages.predict import (
+        build_feature_pipeline,
+        inference_dataset,
+        load_for_inference,
+        score_dataset,
+    )
+    from dfig.stages.train import region_reader
 
     model, ck, opts = load_for_inference(model_path, device=device)
     thr = float(ck.get("threshold", 0.5))

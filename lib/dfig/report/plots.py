@@ -16,9 +16,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from dfig.core.spectra import amplitude_phase, phase_to_display, to_display  # noqa: E402
 from dfig.data.images import load_rgb  # noqa: E402
 from dfig.data.layout import IMAGE_EXTS, LNP_EXTS, SPLITS, discover, mirror_path  # noqa: E402
-from dfig.spectra import amplitude_phase, phase_to_display, to_display  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 200, "font.size": 9, "axes.titlesize": 9})
 
@@ -87,7 +87,7 @@ def segmentation_examples(raw: Path, faces: Path, masks: Path, n: int = 4, title
 
 def lnp_examples(faces: Path, lnp: Path, n: int = 3, title: str = "") -> plt.Figure:
     """Per example: the masked face and its LNP (display-stretched)."""
-    from dfig.lnp import read_lnp
+    from dfig.stages.lnp import read_lnp
 
     picks = _pick(lnp, LNP_EXTS, n)
     fig, axes = plt.subplots(2, len(picks), figsize=(1.7 * len(picks), 3.8), squeeze=False)
@@ -116,7 +116,7 @@ def feature_examples(
     title: str = "",
 ) -> plt.Figure:
     """The paper's feature figure: Original / Face / LNP / LNP amplitude / LNP phase, per example."""
-    from dfig.lnp import read_lnp
+    from dfig.stages.lnp import read_lnp
 
     picks = _pick(lnp, LNP_EXTS, n_per_class, split=split, seed=seed)
     cols = ("original", "face", "LNP", "amplitude spectrum", "phase spectrum")
