@@ -1,0 +1,113 @@
+"""A whole peer run, written as the training runs are (``metrics/peer_<name>.json`` + predictions).
+
+See :mod:`dfig.stages.peers`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfig import io, paths
+from dfig.stages.peers.models import build_peer, evaluate_peer, fit_peer
+
+
+def _write_predictions(
+    dest: Path, samples: Sequence[Any], y: np.ndarray, p: np.ndarray, record: bool
+) -> Path:
+    from dfig.stages.train import predictions_frame
+
+    io.atomic_write_text(dest, predictions_frame(samples, y, p, 0.5).to_csv(index=False))
+    if record:
+        io.record_provenance(dest)
+    return dest
+
+
+def _input_record(root: Path) -> dict[str, Any]:
+    meta = io.read_stage_meta(root)
+    keep = ("stage", "method", "denoiser", "save_mode", "synthetic", "precision")
+    return {k: meta[k] for k in keep if k in meta}
+
+
+def run_peer(
+    name: str,
+    feature_root: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    classes: str = "",
+    seed: int = 0,
+    n_boot: int = 1000,
+    policy: str = "skip",
+    progress: bool = True,
+    reader: Callable[[Any], np.ndarray] | None = None,
+    **feature_kw: Any,
+) -> dict[str, Any]:
+    """Fit, choose and evaluate peer ``name`` on ``feature_root/{train,val,test}/{real,fake}``; write reports.
+
+    Arguments: ``out`` the reports folder (default ``dfig.paths.reports_dir()`` of the current profile,
+    with provenance); ``classes`` as ``dfig.stages.train --classes``; ``n_boot`` bootstrap resamples of the
+    intervals (:func:`dfig.core.metrics.metrics_with_ci`); ``feature_kw`` as :func:`feature_vector`.
+    Writes ``<out>/metrics/peer_<name>.json`` (keys as ``train_<run>.json``: ``name``, ``arch``,
+    ``train_mode``, ``threshold``, ``epochs``, ``val_metrics``, ``test_metrics`` with ``_lo``/``_hi``, ...)
+    and ``<out>/predictions/peer_<name>_{val,test}.csv`` (``path, label, p_fake, pred``).
+    Returns the metrics dict written.
+    """
+    from dfig.core.metrics import choose_threshold, compute_metrics, metrics_with_ci
+    from dfig.stages.train import split_samples
+
+    t0 = time.time()
+    root = Path(feature_root)
+    samples = split_samples(root, classes)
+    if "test" not in samples:
+        raise FileNotFoundError(
+            f"{root / 'test'}: no test split; a peer is reported on test like the training runs"
+        )
+    build_peer(name, **feature_kw)  # unknown name or options: fail before any work
+    record = out is None
+    base = paths.reports_dir() if out is None else Path(out)
+    fitted = fit_peer(name, samples["train"], samples["val"], reader, seed, policy, progress, **feature_kw)
+    thr = choose_threshold(fitted.y_val, fitted.p_val, "acc")
+    y, p, kept, rte = evaluate_peer(fitted, samples["test"], reader, policy, progress)
+    run = f"peer_{name}"
+    pred = {
+        "val": _write_predictions(
+            base / "predictions" / f"{run}_val.csv", fitted.val_samples, fitted.y_val, fitted.p_val, record
+        ),
+        "test": _write_predictions(base / "predictions" / f"{run}_test.csv", kept, y, p, record),
+    }
+    reports = {**fitted.reports, "test": rte}
+    meta = {
+        "name": run,
+        "peer": name,
+        "arch": fitted.peer.model,
+        "train_mode": "peer",
+        "tag": "peer",
+        "features": fitted.peer.kind,
+        "feature_options": {**fitted.peer.feature_kw},
+        "n_features": fitted.n_features,
+        "params": fitted.params,
+        "candidates": fitted.candidates,
+        "selection": "hyper-parameters by val ROC-AUC; threshold by val accuracy; test read once, after",
+        "threshold": thr,
+        "epochs": "n/a",
+        "train_minutes": (time.time() - t0) / 60,
+        "seed": seed,
+        "pretrained_used": "none (classical peer)",
+        "dataroot": str(root),
+        "input_stage": _input_record(root),
+        "val_metrics": metrics_with_ci(fitted.y_val, fitted.p_val, 0.5, n_boot=n_boot, seed=seed),
+        "test_metrics": metrics_with_ci(y, p, 0.5, n_boot=n_boot, seed=seed),
+        "test_metrics_at_val_threshold": compute_metrics(y, p, thr),
+        "data_report": {k: {**r.to_dict(), "stage": f"peer features {k}"} for k, r in reports.items()},
+        "skipped_files": sum(len(r.failed) for r in reports.values()),
+        "predictions": {k: v.name for k, v in pred.items()},
+    }
+    if record:
+        io.save_metrics(meta, run)
+    else:
+        io.save_json(meta, base / "metrics" / f"{run}.json")
+    return meta
