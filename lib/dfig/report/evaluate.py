@@ -1,8 +1,10 @@
 """Evaluation of a profile's training runs: metrics with bootstrap intervals and the paper's tables.
 
 Every table is built from the per-run files the training notebook writes
-(``reports/<profile>/metrics/train_<run>.json`` and ``predictions/<run>_{val,test}.csv``) and is
-returned as ``(DataFrame, caption)``. Values the original paper reported come from
+(``reports/<profile>/metrics/train_<run>.json`` and ``predictions/<run>_{val,test}.csv``) and those
+of the classical peers (``metrics/peer_<name>.json``, :mod:`dfig.stages.peers`), and is returned as
+``(DataFrame, caption)``. Each run belongs to a family (:data:`FAMILIES`): the method, its plain-RGB
+baseline, or a classical peer; peers are rows beside the method, never the method. Values the original paper reported come from
 ``paper/reported.yaml`` and sit in columns whose names start with ``reported``.
 """
 
@@ -20,6 +22,17 @@ from dfig import io, paths
 from dfig.core.metrics import bootstrap_ci, compute_metrics
 
 BACKBONE_NAMES = {"res50": "ResNet-50", "mobilev2": "MobileNetV2", "res34": "ResNet-34"}
+#: display names of the classical peers' models and features (``arch``/``features`` of ``peer_*.json``)
+PEER_MODEL_NAMES = {"logreg": "logistic regression", "hgb": "gradient boosting"}
+PEER_FEATURE_NAMES = {
+    "spec2d": "2-D log spectrum",
+    "spec1d": "1-D radial spectrum",
+    "stats": "residual stats",
+}
+#: run families, in table order: the method, its plain-RGB baseline, the classical peers
+FAMILIES = ("DFIG", "baseline", "peer")
+#: metrics files the evaluation reads (training runs, classical peers)
+RUN_FILES = ("train_*.json", "peer_*.json")
 
 
 @dataclass
@@ -44,6 +57,21 @@ class Run:
         return str(self.meta.get("tag") or "")
 
     @property
+    def family(self) -> str:
+        """``peer`` (a classical peer), ``baseline`` (plain RGB faces, no LNP) or ``DFIG``."""
+        if self.mode == "peer":
+            return "peer"
+        return "baseline" if self.meta.get("features") == "faces" or self.tag == "rgb" else "DFIG"
+
+    @property
+    def display_name(self) -> str:
+        """The backbone (DFIG, baseline) or the model and its features (peer), for tables and legends."""
+        if self.family != "peer":
+            return BACKBONE_NAMES.get(self.arch, self.arch)
+        feats = str(self.meta.get("features", ""))
+        return f"{PEER_MODEL_NAMES.get(self.arch, self.arch)} ({PEER_FEATURE_NAMES.get(feats, feats)})"
+
+    @property
     def threshold(self) -> float:
         return float(self.meta.get("threshold", 0.5))
 
@@ -53,10 +81,14 @@ class Run:
 
 
 def load_runs(profile: str) -> dict[str, Run]:
-    """All training runs of a profile, by run name (sorted)."""
+    """All runs of a profile (training runs, then classical peers), by run name.
+
+    Arguments: ``profile``. Returns ``{name: Run}`` for every ``metrics/{train,peer}_*.json`` whose
+    predictions exist (training runs sorted, then peers sorted). Raises FileNotFoundError when none.
+    """
     mdir, pdir = paths.metrics_dir(profile), paths.predictions_dir(profile)
     runs = {}
-    for f in sorted(mdir.glob("train_*.json")):
+    for f in [f for pattern in RUN_FILES for f in sorted(mdir.glob(pattern))]:
         meta = io.load_json(f)
         name = meta["name"]
         try:
@@ -86,10 +118,11 @@ def _row(run: Run, n_boot: int, seed: int) -> dict[str, Any]:
     m_thr = compute_metrics(y, p, run.threshold)
     row: dict[str, Any] = {
         "run": run.name,
-        "backbone": BACKBONE_NAMES.get(run.arch, run.arch),
+        "family": run.family,
+        "backbone": run.display_name,
         "mode": run.mode,
         "features": run.meta.get("features", ""),
-        "spectra_channels": run.meta.get("spectra_channels", 1),
+        "spectra_channels": run.meta.get("spectra_channels", 1) if run.family != "peer" else None,
         "val_acc": mv["acc"],
         "test_acc": m["acc"],
         "real_acc": m["real_acc"],
@@ -113,8 +146,13 @@ def _row(run: Run, n_boot: int, seed: int) -> dict[str, Any]:
 
 
 def models_table(runs: dict[str, Run], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per run: accuracy, real/fake accuracy, AP and ROC-AUC with 95% bootstrap CI, EER."""
-    return pd.DataFrame([_row(r, n_boot, seed) for r in runs.values()])
+    """One row per run: family, accuracy, real/fake accuracy, AP and ROC-AUC with 95% bootstrap CI, EER.
+
+    Arguments: ``runs`` from :func:`load_runs`; ``n_boot``/``seed`` of the intervals. Returns the rows
+    ordered by family (:data:`FAMILIES`: DFIG, baseline, peers), then as given.
+    """
+    order = sorted(runs.values(), key=lambda r: FAMILIES.index(r.family))
+    return pd.DataFrame([_row(r, n_boot, seed) for r in order])
 
 
 def _find(models: pd.DataFrame, run: str) -> pd.Series | None:
@@ -222,7 +260,8 @@ def build_tables(
     t = {
         "models": (
             models,
-            "All runs, test split: accuracy at 0.5, AP and ROC-AUC with 95% bootstrap CI, EER",
+            "All runs, test split: accuracy at 0.5, AP and ROC-AUC with 95% bootstrap CI, EER; "
+            "family: DFIG (the method), baseline (RGB faces), peer (classical detector on the same splits)",
         ),
         "table1_2_backbones": (
             backbone_table(models, rep),
@@ -352,9 +391,16 @@ def compare_with_feature_files(rob: pd.DataFrame, test_pred: pd.DataFrame, tol: 
 
 
 def cross_generator_table(ctx: Any, run: str, test_dirs: list[str]) -> pd.DataFrame | None:
-    """Metrics of one run on extra raw test folders ({real,fake}/*) of other generators."""
+    """Metrics of one run on extra raw test folders ({real,fake}/*) of other generators.
+
+    Arguments: ``ctx`` the notebook context; ``run`` the run's name; ``test_dirs`` the folders (e.g.
+    written by ``python -m dfig.data.harmonize``). Returns one row per folder (``None`` without folders
+    or run); its ``history`` says how the folder was harmonised (:func:`dfig.data.harmonize.harmonize_note`)
+    or that it was not, since format and JPEG history alone can separate the classes.
+    """
     if not test_dirs or not run:
         return None
+    from dfig.data.harmonize import harmonize_note
     from dfig.stages.predict import predict_folder
 
     ckpt = paths.checkpoints_dir(ctx.profile) / run / "model_epoch_best.pth"
@@ -363,9 +409,47 @@ def cross_generator_table(ctx: Any, run: str, test_dirs: list[str]) -> pd.DataFr
         df = predict_folder(ckpt, Path(d), raw=True, device=ctx.device)
         m = compute_metrics(df["true_label"].to_numpy(), df["p_fake"].to_numpy(), 0.5)
         rows.append(
-            {"test_folder": str(d), "n": len(df), "acc": m["acc"], "ap": m["ap"], "roc_auc": m["roc_auc"]}
+            {
+                "test_folder": Path(d).name,
+                "history": harmonize_note(d) or NOT_HARMONISED,
+                "n": len(df),
+                "acc": m["acc"],
+                "ap": m["ap"],
+                "roc_auc": m["roc_auc"],
+            }
         )
     return pd.DataFrame(rows)
+
+
+#: the ``history`` of a cross-generator folder that :mod:`dfig.data.harmonize` did not write
+NOT_HARMONISED = "as found (not harmonised: real and fake may differ in size, format, JPEG history)"
+
+
+def run_peers(ctx: Any, names: list[str], like: str, n_boot: int = 1000) -> list[dict[str, Any]]:
+    """Train and evaluate the classical peers ``names`` on the splits, feature tree and region of run ``like``.
+
+    Arguments: ``ctx`` the notebook context (profile, seed); ``names`` peers of
+    :data:`dfig.stages.peers.PEERS` (empty: nothing runs); ``like`` a DFIG run of this profile whose
+    ``train_<like>.json`` gives the feature tree (``features``), classes and central region
+    (:func:`dfig.stages.peers.options_like`); ``n_boot`` bootstrap resamples. Writes
+    ``metrics/peer_<name>.json`` and ``predictions/peer_<name>_{val,test}.csv``, which
+    :func:`load_runs` reads. Returns the metrics dicts written.
+    """
+    if not names:
+        return []
+    from dfig.stages.peers import run_peers_like
+
+    f = paths.metrics_dir(ctx.profile) / f"train_{like}.json"
+    if not like or not f.exists():
+        raise FileNotFoundError(
+            f"{f}: no training run {like!r} to take the peers' features from: set peers_like to a "
+            "trained run of this profile (04_train), or peers = [] to skip the peers"
+        )
+    meta = io.load_json(f)
+    feats = str(meta.get("features") or "lnp")
+    root = ctx.require(feats, made_by="02_lnp" if feats.startswith("lnp") else "01_segmentation")
+    seed = int(ctx.params.get("seed", 0))
+    return run_peers_like(names, meta, root, seed=seed, n_boot=n_boot)
 
 
 def summary(runs: dict[str, Run], tables: dict[str, tuple[pd.DataFrame, str]]) -> dict[str, Any]:

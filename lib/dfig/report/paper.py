@@ -89,6 +89,7 @@ def format_tables(profile: str) -> dict[str, dict[str, Any]]:
         out["models"] = {
             "header": [
                 "run",
+                "family",
                 "acc",
                 "real acc",
                 "fake acc",
@@ -102,6 +103,7 @@ def format_tables(profile: str) -> dict[str, dict[str, Any]]:
             "rows": [
                 [
                     r["run"],
+                    r.get("family", "DFIG"),
                     fmt(r["test_acc"]),
                     fmt(r["real_acc"]),
                     fmt(r["fake_acc"]),
@@ -190,9 +192,16 @@ def format_tables(profile: str) -> dict[str, dict[str, Any]]:
     df = _table("cross_generator", profile)
     if df is not None and len(df):
         out["cross_generator"] = {
-            "header": ["test folder", "n", "acc", "AP", "ROC-AUC"],
+            "header": ["test folder", "history", "n", "acc", "AP", "ROC-AUC"],
             "rows": [
-                [r["test_folder"], fmt(r["n"], 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
+                [
+                    r["test_folder"],
+                    str(r.get("history", "-")),
+                    fmt(r["n"], 0),
+                    fmt(r["acc"]),
+                    fmt(r["ap"]),
+                    fmt(r["roc_auc"]),
+                ]
                 for _, r in df.iterrows()
             ],
         }
@@ -222,7 +231,18 @@ def paper_data(profile: str) -> dict[str, Any]:
     fallbacks = manifest.fallbacks_used({**stages, **{f"train {k}": v for k, v in train_meta.items()}})
     standins = manifest.standins_used({**stages, **{f"train {k}": v for k, v in train_meta.items()}})
     synthetic = any(r.get("synthetic") or (r.get("input") or {}).get("synthetic") for r in stages.values())
-    models = _table("models", profile)
+    every = _table("models", profile)
+    models, peers = every, []
+    if every is not None and "family" in every:
+        models = every[every["family"] == "DFIG"]  # the method; peers and the baseline are rows only
+        peers = [
+            {
+                "run": r["run"],
+                "model": r["backbone"],
+                "auc": fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"]),
+            }
+            for _, r in every[every["family"] == "peer"].iterrows()
+        ]
     best = None
     if models is not None and len(models):
         b = models.sort_values("roc_auc", ascending=False).iloc[0]
@@ -310,6 +330,7 @@ def paper_data(profile: str) -> dict[str, Any]:
             if (v := _fig(k, profile))
         },
         "best": best or {},
+        "peers": peers,
     }
     return data
 

@@ -237,13 +237,17 @@ def curve_style(i: int) -> dict[str, Any]:
 def roc_pr_curves(runs: dict[str, Any], title: str = "") -> plt.Figure:
     """Test ROC and precision-recall curves of every run (fake = positive class).
 
-    Runs are split into two rows when both kinds exist: the paper's models (``*_mode<k>``) and the
+    Runs are split into two rows when both kinds exist: the paper's models (``*_mode<k>``) beside the
+    classical peers (runs whose ``family`` is ``peer``, labelled "peer" in the legend), and the
     ablations; each run has its own colour, dash and marker (markers at staggered positions, so that
     two identical curves stay visible).
     """
     from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-    main = [n for n in runs if n.rsplit("_", 1)[-1].startswith("mode")]
+    def is_peer(n: str) -> bool:
+        return getattr(runs[n], "family", "") == "peer"
+
+    main = [n for n in runs if n.rsplit("_", 1)[-1].startswith("mode")] + [n for n in runs if is_peer(n)]
     groups = [g for g in (main, [n for n in runs if n not in main]) if g]
     fig, axes = plt.subplots(len(groups), 2, figsize=(10, 4.2 * len(groups)), squeeze=False)
     for names, (a, b) in zip(groups, axes):
@@ -252,12 +256,14 @@ def roc_pr_curves(runs: dict[str, Any], title: str = "") -> plt.Figure:
             fpr, tpr, _ = roc_curve(y, p)
             prec, rec, _ = precision_recall_curve(y, p)
             st = curve_style(i)
-            a.plot(fpr, tpr, label=f"{name} ({auc(fpr, tpr):.3f})", **st)
-            b.plot(rec, prec, label=name, **st)
+            label = f"{name} (classical peer)" if is_peer(name) else name
+            a.plot(fpr, tpr, label=f"{label} ({auc(fpr, tpr):.3f})", **st)
+            b.plot(rec, prec, label=label, **st)
         a.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
         a.set_xlabel("false positive rate (real called fake)")
         a.set_ylabel("true positive rate (fake caught)")
-        kind = ("models" if names is main else "ablations") if len(groups) > 1 else "all runs"
+        models = "models and classical peers" if any(map(is_peer, main)) else "models"
+        kind = (models if names is main else "ablations") if len(groups) > 1 else "all runs"
         a.set_title(f"ROC (AUC), {kind}")
         a.legend(fontsize=7, loc="lower right")
         b.set_xlabel("recall")

@@ -519,6 +519,7 @@ def input_kind_warnings(files: list[Path], root: Path, features: dict[str, Any],
     if found is not None:
         rec_path, meta = found
         have = meta.get("stage") or "raw"
+        have = "raw" if have == "harmonize" else have  # dfig.data.harmonize writes photos (one JPEG history)
         if have != want_stage:
             fix = (
                 (

@@ -30,7 +30,7 @@ from dfig.stages.peers.features import (
     sample_features,
 )
 from dfig.stages.peers.models import PEERS, FittedPeer, Peer, build_peer, evaluate_peer, fit_peer
-from dfig.stages.peers.run import run_peer
+from dfig.stages.peers.run import options_like, run_peer, run_peers_like
 
 __all__ = [
     "FEATURE_KINDS",
@@ -49,6 +49,8 @@ __all__ = [
     "fit_peer",
     "evaluate_peer",
     "run_peer",
+    "run_peers_like",
+    "options_like",
     "build_parser",
     "main",
 ]

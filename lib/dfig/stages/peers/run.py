@@ -97,7 +97,7 @@ def run_peer(
         "train_minutes": (time.time() - t0) / 60,
         "seed": seed,
         "pretrained_used": "none (classical peer)",
-        "dataroot": str(root),
+        "dataroot": paths.rel(root),
         "input_stage": _input_record(root),
         "val_metrics": metrics_with_ci(fitted.y_val, fitted.p_val, 0.5, n_boot=n_boot, seed=seed),
         "test_metrics": metrics_with_ci(y, p, 0.5, n_boot=n_boot, seed=seed),
@@ -111,3 +111,41 @@ def run_peer(
     else:
         io.save_json(meta, base / "metrics" / f"{run}.json")
     return meta
+
+
+def options_like(train_meta: dict[str, Any]) -> dict[str, Any]:
+    """The peers' feature options that match a DFIG training run (its ``train_<run>.json``).
+
+    Arguments: ``train_meta`` the run's metrics dict (with ``options`` and ``features``). Returns
+    ``{"crop", "highpass"}``: the run's ``center_region`` when it set one, else the central view it
+    validates and tests on (``cropSize``; ``None`` with ``no_crop``); ``highpass`` for an image tree
+    (the RGB baseline's ``faces``), not for an LNP tree.
+    """
+    opts = train_meta.get("options") or {}
+    crop = opts.get("center_region") or (None if opts.get("no_crop") else opts.get("cropSize"))
+    return {
+        "crop": int(crop) if crop else None,
+        "highpass": not str(train_meta.get("features", "lnp")).startswith("lnp"),
+    }
+
+
+def run_peers_like(
+    names: Sequence[str],
+    train_meta: dict[str, Any],
+    feature_root: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run the peers ``names`` on the feature tree, classes and central region of a DFIG run.
+
+    Arguments: ``train_meta`` that run's ``train_<run>.json`` (:func:`options_like`, ``options.classes``);
+    ``feature_root`` its feature tree (``work/<profile>/<features>``); the rest as :func:`run_peer`.
+    Returns the metrics dicts written, one per peer (unknown names fail before any work).
+    """
+    for n in names:
+        build_peer(n)
+    kw = options_like(train_meta)
+    classes = str((train_meta.get("options") or {}).get("classes") or "")
+    return [run_peer(n, feature_root, out, classes, seed, n_boot, progress=progress, **kw) for n in names]
