@@ -51,7 +51,17 @@ def load_profile(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
         if prof["base"] in (*_chain, name):
             raise SystemExit(f"profile {p}: circular base {' -> '.join((*_chain, name, prof['base']))}")
         prof = inherit(load_profile(prof["base"], (*_chain, name)), prof)
+    if isinstance(prof, dict):
+        prof["source"] = profile_source(p)
     return prof
+
+
+def profile_source(p: Path) -> str:
+    """How errors name a profile file: relative to the repository root when inside it, else as given."""
+    try:
+        return str(p.resolve().relative_to(paths.root().resolve()))
+    except ValueError:
+        return str(p)
 
 
 def inherit(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +224,8 @@ def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any])
         for item in spec.get("grid", [{}]):
             params = {**common, **spec.get("params", {}), **item, **overrides}
             strict = set(spec.get("params", {})) | set(item)
-            runs.append({"notebook": nb, "name": run_tag(nb, item), "parameters": params, "strict": strict})
+            run = {"notebook": nb, "name": run_tag(nb, item), "parameters": params, "strict": strict}
+            runs.append({**run, "source": profile.get("source", "")})
     return runs
 
 
@@ -241,8 +252,9 @@ def check_parameters(runs: list[dict[str, Any]], overrides: dict[str, Any] | Non
         strict = r.get("strict", set(r["parameters"]))
         unknown = sorted(set(strict) - declared[nb])
         if unknown:
+            where = f"profile {r['source']}: " if r.get("source") else ""
             errors.append(
-                f"{r['name']}: {path.name} has no parameter(s) {unknown}; it declares {sorted(declared[nb])}"
+                f"{where}{r['name']}: {path.name} has no parameter(s) {unknown}; it declares {sorted(declared[nb])}"
             )
         r["parameters"] = {k: v for k, v in r["parameters"].items() if k in declared[nb]}
         used |= set(r["parameters"])
