@@ -143,3 +143,18 @@ def test_train_state_roundtrip() -> None:
     assert torch.equal(b.model.weight, a.model.weight)
     assert b.optimizer.state_dict()["state"][0]["step"] == a.optimizer.state_dict()["state"][0]["step"]
     assert dataclasses.is_dataclass(b)
+
+
+def test_checkpoint_written_with_the_old_option_names_loads_for_inference(tmp_path: Path) -> None:
+    from dfig.core.models import build_detector
+    from dfig.stages.predict import load_for_inference
+
+    model = build_detector("mobilev2", 0)
+    old = {"arch": "mobilev2", "train_mode": 0, "niter": 4, "loadSize": 256, "cropSize": 96}
+    old.update(no_resize=True, eval_cropSize=80, center_region=120)
+    ck = {"model": model.state_dict(), "config": model.config(), "options": old, "epoch": 4, "step": 8}
+    torch.save(ck, tmp_path / "old.pth")
+    _, _, o = load_for_inference(tmp_path / "old.pth")
+    assert (o.epochs, o.load_size, o.crop_size, o.eval_crop_size, o.center_region) == (4, 0, 96, 80, 120)
+    aug = augment_options(o, for_eval=True)
+    assert aug.no_resize and aug.crop_size == 80
