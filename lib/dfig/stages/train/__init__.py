@@ -34,6 +34,7 @@ from dfig.stages.train.checkpoints import (
 from dfig.stages.train.cli import main
 from dfig.stages.train.data import (
     CenterRegion,
+    TrainData,
     augment_options,
     build_dataset,
     build_loaders,
@@ -46,13 +47,14 @@ from dfig.stages.train.data import (
     split_samples,
 )
 from dfig.stages.train.distributed import DistInfo, broadcast_object, init_distributed, resolve_device
-from dfig.stages.train.evaluation import eval_kwargs, evaluate, evaluate_best, predictions_frame
+from dfig.stages.train.evaluation import eval_kwargs, evaluate, evaluate_best, predictions_frame, validate
 from dfig.stages.train.loop import (
     BN_RECAL_SEED_OFFSET,
     amp_precision,
     build_model,
     make_scaler,
     recalibrate_bn,
+    run_epoch,
     train_one_epoch,
     train_step,
 )
@@ -98,6 +100,7 @@ __all__ = [
     "CheckpointFileError",
     "DistInfo",
     "Plateau",
+    "TrainData",
     "TrainOptions",
     "TrainState",
     "amp_precision",
@@ -132,6 +135,7 @@ __all__ = [
     "report_skipped",
     "resolve_device",
     "rng_state",
+    "run_epoch",
     "save_checkpoint",
     "score_of",
     "seed_everything",
@@ -141,5 +145,6 @@ __all__ = [
     "train",
     "train_one_epoch",
     "train_step",
+    "validate",
     "write_log",
 ]

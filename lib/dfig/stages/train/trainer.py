@@ -35,7 +35,16 @@ from dfig.stages.train.loop import amp_precision, build_model, make_scaler, run_
 from dfig.stages.train.options import TrainOptions, jsonable_options
 from dfig.stages.train.state import Plateau, TrainState, get_lr, score_of, seed_everything, set_lr
 
-__all__ = ["Run", "build_state", "finish", "run_one_epoch", "setup", "train"]
+__all__ = [
+    "Run",
+    "build_state",
+    "finish",
+    "run_one_epoch",
+    "setup",
+    "summary",
+    "train",
+    "validate_and_decide",
+]
 
 
 @dataclass
