@@ -71,7 +71,7 @@ class TrainOptions:
     beta1: float = 0.9
     weight_decay: float = 0.0  # ours (Adam weight decay; 0 = the original)
     load_size: int = 256  # shorter side after resizing; 0 = no resize (keeps the noise intact)
-    crop_size: int = 224  # random crop (train) / centre crop (val, test)
+    crop_size: int = 224  # random crop (train) / center crop (val, test)
     no_crop: bool = False
     no_flip: bool = False
     blur_prob: float = 0.0
