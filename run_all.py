@@ -41,7 +41,7 @@ NOTEBOOKS = paths.notebooks_dir()
 
 def load_profile(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """Read profiles/<name>.yaml (or a path to a YAML file), resolving ``base:`` (see :func:`inherit`)."""
-    p = Path(name) if name.endswith((".yaml", ".yml")) else paths.profiles_dir() / f"{name}.yaml"
+    p = profile_path(name)
     if not p.exists():
         have = sorted(q.stem for q in paths.profiles_dir().glob("*.yaml"))
         raise SystemExit(f"profile {name!r} not found ({p}); available: {', '.join(have)}")
@@ -52,6 +52,20 @@ def load_profile(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
             raise SystemExit(f"profile {p}: circular base {' -> '.join((*_chain, name, prof['base']))}")
         prof = inherit(load_profile(prof["base"], (*_chain, name)), prof)
     return prof
+
+
+def profile_path(name: str) -> Path:
+    """The file of profile ``name``: ``profiles/<name>.yaml``, or ``name`` itself when it is a YAML path."""
+    return Path(name) if name.endswith((".yaml", ".yml")) else paths.profiles_dir() / f"{name}.yaml"
+
+
+def profile_source(name: str) -> str:
+    """How errors name a profile's file: relative to the repository root when inside it, else as given."""
+    p = profile_path(name)
+    try:
+        return str(p.resolve().relative_to(paths.root().resolve()))
+    except ValueError:
+        return str(p)
 
 
 def inherit(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -218,8 +232,12 @@ def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any])
     return runs
 
 
-def check_parameters(runs: list[dict[str, Any]], overrides: dict[str, Any] | None = None) -> None:
+def check_parameters(
+    runs: list[dict[str, Any]], overrides: dict[str, Any] | None = None, source: str = ""
+) -> None:
     """Check every run's parameter names against its notebook (papermill's inspect), before running.
+
+    ``source`` (the profile file) is named in the error for a name the profile gives.
 
     Names a profile gives a notebook or grid point must be declared by that notebook; names from
     ``common`` (and ``--set``) go to the notebooks that declare them, and must be declared by at
@@ -241,8 +259,9 @@ def check_parameters(runs: list[dict[str, Any]], overrides: dict[str, Any] | Non
         strict = r.get("strict", set(r["parameters"]))
         unknown = sorted(set(strict) - declared[nb])
         if unknown:
+            where = f"profile {source}: " if source else ""
             errors.append(
-                f"{r['name']}: {path.name} has no parameter(s) {unknown}; it declares {sorted(declared[nb])}"
+                f"{where}{r['name']}: {path.name} has no parameter(s) {unknown}; it declares {sorted(declared[nb])}"
             )
         r["parameters"] = {k: v for k, v in r["parameters"].items() if k in declared[nb]}
         used |= set(r["parameters"])
@@ -434,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     runs = expand(profile, args.data, parse_overrides(args.set))
-    check_parameters(runs, parse_overrides(args.set))
+    check_parameters(runs, parse_overrides(args.set), source=profile_source(args.profile))
     check_values(runs, parse_overrides(args.set))
     if args.only:
         runs = [r for r in runs if any(r["name"].startswith(o) for o in args.only)]

@@ -34,7 +34,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from dfig.core.models import build_detector
-    from dfig.stages.train import TrainOptions, _loader, init_distributed, train_one_epoch
+    from dfig.stages.train import TrainOptions, data_loader, init_distributed, train_one_epoch
 
     info = init_distributed(torch.device("cpu"))
     assert info.enabled and info.rank == rank and dist.get_backend() == "gloo"
@@ -48,7 +48,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     y = (torch.arange(8) % 2).float()
     ds = torch.utils.data.TensorDataset(x, y, torch.arange(8))
     opts = TrainOptions(dataroot="x", batch_size=4, seed=0)
-    loader = _loader(ds, opts, shuffle=True, seed=0, dist_info=info, epoch=0)
+    loader = data_loader(ds, opts, shuffle=True, seed=0, dist_info=info, epoch=0)
     seen = [int(i) for b in loader for i in b[2]]
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     _, steps = train_one_epoch(net, loader, opt, torch.device("cpu"))

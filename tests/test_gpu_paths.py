@@ -260,7 +260,7 @@ def test_train_with_amp_channels_last_and_workers_on_cpu(tmp_path: Path) -> None
 
     tree = make_lnp_tree(tmp_path / "lnp", n_train=8, n_eval=4, size=36)
     opts = tiny_opts(
-        tree, tmp_path / "ck", niter=1, amp=True, channels_last=True, workers=1, evaluate_test=False
+        tree, tmp_path / "ck", epochs=1, amp=True, channels_last=True, workers=1, evaluate_test=False
     )
     res = train(opts)
     assert res["precision"] == "bf16" and res["epochs"] == 1

@@ -60,9 +60,9 @@ def tiny(tree: Path, ckdir: Path, **kw):
         arch="mobilev2",
         train_mode=0,
         batch_size=8,
-        loadSize=40,
-        cropSize=32,
-        niter=1,
+        load_size=40,
+        crop_size=32,
+        epochs=1,
         checkpoints_dir=str(ckdir),
         num_threads=1,
         progress=False,
@@ -82,7 +82,7 @@ def fake_checkpoint(path: Path, features: dict, **opt_kw) -> Path:
     torch.manual_seed(0)
     model = build_detector("mobilev2", 0)
     opts = TrainOptions(
-        name="p", dataroot="x", arch="mobilev2", train_mode=0, **{"loadSize": 48, "cropSize": 32, **opt_kw}
+        name="p", dataroot="x", arch="mobilev2", train_mode=0, **{"load_size": 48, "crop_size": 32, **opt_kw}
     )
     d = asdict(opts)
     d["blur_sig"], d["jpg_qual"] = list(d["blur_sig"]), list(d["jpg_qual"])
@@ -195,7 +195,9 @@ def test_training_records_skipped_files_and_allowed_incomplete_input(
             "pretrained": "none",
             "seed": 0,
             "allow_incomplete": True,
-            "extra_options": {"bn_recalibrate": 0, "num_threads": 1, "progress": False},
+            "bn_recalibrate": 0,
+            "num_threads": 1,
+            "progress": False,
         },
     )
     with pytest.warns(IncompleteStageWarning, match="complete"):
@@ -518,7 +520,7 @@ def test_bad_profile_is_a_one_line_error(run_all, tmp_path: Path, text: str, nee
         ("train_mode=3", "lnp"),
         ("save_mode=float", "compat"),
         ("allow_fallbacks=maybe", "bool"),
-        ("extra_options=[1]", "dict"),
+        ("blur_sig=1", "list"),
     ],
 )
 def test_set_values_are_checked_against_type_and_choices(run_all, setting: str, needle: str) -> None:

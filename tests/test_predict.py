@@ -78,7 +78,7 @@ def fake_checkpoint(
         dataroot="x",
         arch=arch,
         train_mode=mode,
-        **{"loadSize": SIZE, "cropSize": 32, "normalize": "imagenet", **opt_kw},
+        **{"load_size": SIZE, "crop_size": 32, "normalize": "imagenet", **opt_kw},
     )
     d = asdict(opts)
     d["blur_sig"], d["jpg_qual"] = list(d["blur_sig"]), list(d["jpg_qual"])
@@ -335,7 +335,7 @@ def test_robustness_rows_and_perturbed_features(trees: dict[str, Path], tmp_path
 
 def test_center_region_option_is_applied_in_predict(trees: dict[str, Path], tmp_path: Path) -> None:
     ck = fake_checkpoint(
-        tmp_path / "m.pth", io.read_stage_meta(trees["compat"]), center_region=40, eval_cropSize=40
+        tmp_path / "m.pth", io.read_stage_meta(trees["compat"]), center_region=40, eval_crop_size=40
     )
     d_lnp = predict_folder(ck, trees["compat"])
     d_raw = predict_folder(ck, trees["raw"], raw=True)

@@ -164,7 +164,7 @@ def test_raw_path_gives_the_feature_path_scores(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lnp = build_tree(raw, raw.parent / "features", stand_ins, segmenter, denoiser, save_mode)
-    ck = fake_checkpoint(tmp_path / "ck.pth", read_stage_meta(lnp), loadSize=SIZE, cropSize=SIZE)
+    ck = fake_checkpoint(tmp_path / "ck.pth", read_stage_meta(lnp), load_size=SIZE, crop_size=SIZE)
     features = torch.load(ck, weights_only=False)["features"]
 
     pipe = build_feature_pipeline(features)

@@ -60,9 +60,9 @@ def tiny_opts(tree: Path, ckdir: Path, **kw) -> TrainOptions:
         arch="mobilev2",
         train_mode=0,
         batch_size=8,
-        loadSize=40,
-        cropSize=32,
-        niter=2,
+        load_size=40,
+        crop_size=32,
+        epochs=2,
         checkpoints_dir=str(ckdir),
         num_threads=1,
         seed=0,
@@ -86,7 +86,7 @@ def run2(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainOpt
 def test_two_epochs_log_checkpoints_predictions(run2: tuple[TrainOptions, dict]) -> None:
     opts, res = run2
     run_dir = opts.run_dir
-    assert res["epochs"] == 2 and res["stopped_by"] == "niter" and res["steps"] == 2 * 4
+    assert res["epochs"] == 2 and res["stopped_by"] == "epochs" and res["steps"] == 2 * 4
     # log: one row per epoch, the documented columns, finite losses
     with open(run_dir / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -133,10 +133,10 @@ def test_best_checkpoint_loads_with_models_api(run2: tuple[TrainOptions, dict]) 
 
 
 def test_resume_continues_from_epoch_2(tree: Path, tmp_path: Path) -> None:
-    opts = tiny_opts(tree, tmp_path, niter=2)
+    opts = tiny_opts(tree, tmp_path, epochs=2)
     train(opts)
     first = load_checkpoint(opts.run_dir / "model_epoch_latest.pth")
-    res = train(tiny_opts(tree, tmp_path, niter=3, resume=True))
+    res = train(tiny_opts(tree, tmp_path, epochs=3, resume=True))
     assert res["start_epoch"] == 2 and res["epochs"] == 3 and res["steps"] == 12
     rows = list(csv.DictReader(open(opts.run_dir / "log.csv", newline="")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -149,11 +149,11 @@ def test_resume_continues_from_epoch_2(tree: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_equals_uninterrupted_run(tree: Path, tmp_path: Path) -> None:
     """2 epochs + resume to 3 gives the same weights as 3 epochs in one go (model, optimiser, RNG restored)."""
-    a = tiny_opts(tree, tmp_path / "a", niter=3, evaluate_test=False)
+    a = tiny_opts(tree, tmp_path / "a", epochs=3, evaluate_test=False)
     train(a)
-    b = tiny_opts(tree, tmp_path / "b", niter=2, evaluate_test=False)
+    b = tiny_opts(tree, tmp_path / "b", epochs=2, evaluate_test=False)
     train(b)
-    train(tiny_opts(tree, tmp_path / "b", niter=3, resume=True, evaluate_test=False))
+    train(tiny_opts(tree, tmp_path / "b", epochs=3, resume=True, evaluate_test=False))
     sa = load_checkpoint(a.run_dir / "model_epoch_latest.pth")["model"]
     sb = load_checkpoint(b.run_dir / "model_epoch_latest.pth")["model"]
     for k in sa:
@@ -166,7 +166,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tree: Path, tmp_path: Path) 
 
 
 def test_max_minutes_stops_after_the_crossing_epoch(tree: Path, tmp_path: Path) -> None:
-    res = train(tiny_opts(tree, tmp_path, niter=5, max_minutes=1e-6, evaluate_test=False))
+    res = train(tiny_opts(tree, tmp_path, epochs=5, max_minutes=1e-6, evaluate_test=False))
     assert res["stopped_by"] == "max_minutes" and res["epochs"] == 1
 
 
@@ -308,7 +308,7 @@ def test_center_region_for_images_and_arrays() -> None:
 
 def test_train_with_center_region_and_grid_eval(tree: Path, tmp_path: Path) -> None:
     res = train(
-        tiny_opts(tree, tmp_path, niter=1, center_region=36, cropSize=24, eval_crop="grid", eval_grid=2)
+        tiny_opts(tree, tmp_path, epochs=1, center_region=36, crop_size=24, eval_crop="grid", eval_grid=2)
     )
     assert res["epochs"] == 1 and len(pd.read_csv(res["predictions"]["test"])) == 16
     assert load_checkpoint(Path(res["paths"]["best"]))["options"]["center_region"] == 36

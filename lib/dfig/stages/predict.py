@@ -272,14 +272,11 @@ def load_for_inference(
     device: str = "cpu",
 ) -> tuple[torch.nn.Module, dict[str, Any], Any]:
     """``(model, checkpoint, TrainOptions)``; wrong ``backbone``/``mode`` -> error naming what the file holds."""
-    from dfig.stages.train import TrainOptions, resolve_device
+    from dfig.stages.train import options_from_dict, resolve_device
 
     dev = resolve_device(device)
     model, ck = _load_detector_checked(model_path, dev, backbone, mode)
-    stored = dict(ck.get("options") or {})
-    known = {f for f in TrainOptions.__dataclass_fields__}
-    opts = TrainOptions(**{k: v for k, v in stored.items() if k in known})
-    return model, ck, opts
+    return model, ck, options_from_dict(ck.get("options") or {})  # old option names too
 
 
 def _load_detector_checked(model_path: Any, dev: Any, backbone: Any, mode: Any) -> tuple[Any, dict[str, Any]]:

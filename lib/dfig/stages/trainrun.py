@@ -49,51 +49,71 @@ def resolve_pretrained(arch: str, pretrained: str) -> tuple[str | None, dict[str
     return None, {"pretrained": "none (fallback: official file absent)", "fallback": rec}
 
 
+#: TrainOptions fields the run sets itself (from the notebook context), not notebook parameters;
+#: every other field is a ``04_train`` notebook parameter of the same name and default
+RUN_FIELDS: tuple[str, ...] = (
+    "name",
+    "dataroot",
+    "classes",
+    "pretrained",
+    "device",
+    "profile",
+    "checkpoints_dir",
+    "allow_incomplete",
+)
+
+
+def notebook_option_names() -> tuple[str, ...]:
+    """The :class:`~dfig.stages.train.TrainOptions` fields the ``04_train`` notebook (and a profile's
+    ``04_train`` keys) set by name: all fields but :data:`RUN_FIELDS`.
+
+    Returns: the field names, in ``TrainOptions`` order.
+    """
+    import dataclasses
+
+    from dfig.stages.train import TrainOptions
+
+    return tuple(f.name for f in dataclasses.fields(TrainOptions) if f.name not in RUN_FIELDS)
+
+
 def options_from_params(ctx: Any, run: str, dataroot: Path, pretrained_path: str | None) -> Any:
-    """Map the training notebook's parameters onto :class:`dfig.stages.train.TrainOptions`."""
+    """:class:`~dfig.stages.train.TrainOptions` from the training notebook's parameters.
+
+    Arguments: ``ctx`` the notebook context (``params``, ``device``, ``profile``); ``run`` the run name;
+    ``dataroot`` the tree; ``pretrained_path`` the resolved backbone weights (or None). Returns: the
+    options: every parameter named like a field is passed as is; fields absent from the parameters
+    keep the ``TrainOptions`` default (the one place defaults live).
+    """
     from dfig.notebook import allow_incomplete_default
     from dfig.stages.train import TrainOptions
 
     P = ctx.params
-    load = int(P.get("load_size", 256))
+    kw = {k: P[k] for k in notebook_option_names() if k in P}
     allow = P.get("allow_incomplete")
-    kw = dict(
+    return TrainOptions(
+        **kw,
         name=run,
         dataroot=str(dataroot),
         classes="face",
-        arch=P["arch"],
-        train_mode=P["train_mode"],
-        spectra_channels=int(P.get("spectra_channels", 1)),
-        batch_size=int(P["batch_size"]),
-        lr=float(P["lr"]),
-        loadSize=load or 256,
-        no_resize=load == 0,
-        cropSize=int(P["crop_size"]),
-        blur_prob=float(P.get("blur_prob", 0.0)),
-        jpg_prob=float(P.get("jpg_prob", 0.0)),
-        niter=int(P["epochs"]),
-        earlystop_epoch=int(P.get("earlystop_epoch", 5)),
         pretrained=pretrained_path,
-        stem_init=P.get("stem_init", "random"),
-        spec_norm=P.get("spec_norm", "none"),
-        seed=int(P.get("seed", 0)),
-        workers=int(P.get("workers", 0)),
         device=ctx.device,
         profile=ctx.profile,
-        max_minutes=float(P["max_minutes"]) if P.get("max_minutes") else None,
-        progress=True,
         allow_incomplete=allow_incomplete_default() if allow is None else bool(allow),
     )
-    return TrainOptions(**{**kw, **dict(P.get("extra_options") or {})})
 
 
 def run_training(ctx: Any, run: str, dataroot: Path) -> dict[str, Any]:
-    """Train run ``run`` on ``dataroot`` with the notebook's parameters; write metrics + predictions."""
+    """Train run ``run`` on ``dataroot`` with the notebook's parameters; write metrics + predictions.
+
+    Arguments: ``ctx`` the notebook context, ``run`` the run name, ``dataroot`` the tree. Returns: the
+    training summary plus ``log`` (the per-epoch log as a DataFrame).
+    """
     from dfig.stages.train import train
 
     P = ctx.params
-    pre_path, pre_rec = resolve_pretrained(P["arch"], str(P.get("pretrained", "imagenet")))
-    opts = options_from_params(ctx, run, dataroot, pre_path)
+    opts = options_from_params(ctx, run, dataroot, None)
+    pre_path, pre_rec = resolve_pretrained(opts.arch, P.get("pretrained"))
+    opts.pretrained = pre_path
     result = train(opts)
     pred_dir = paths.predictions_dir(ctx.profile)
     pred_dir.mkdir(parents=True, exist_ok=True)
@@ -105,11 +125,11 @@ def run_training(ctx: Any, run: str, dataroot: Path) -> dict[str, Any]:
     log = pd.read_csv(result["paths"]["log_csv"])
     meta = {
         **{k: v for k, v in result.items() if k not in ("options",)},
-        "arch": P["arch"],
-        "train_mode": str(P["train_mode"]),
+        "arch": opts.arch,
+        "train_mode": str(opts.train_mode),
         "tag": P.get("tag", ""),
         "features": P.get("features", "lnp"),
-        "spectra_channels": int(P.get("spectra_channels", 1)),
+        "spectra_channels": opts.spectra_channels,
         "pretrained_used": pre_rec["pretrained"],
         "pretrained_provenance": pre_rec.get("provenance"),
         "options": result.get("options", {}),
