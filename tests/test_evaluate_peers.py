@@ -24,7 +24,7 @@ DFIG_RUNS = {
     "mobilev2_lnponly": ("lnp", "lnponly", 0.04),
     "mobilev2_rgb": ("faces", "rgb", 0.03),
 }
-OPTIONS = {"center_region": None, "cropSize": 32, "no_crop": False, "classes": "", "no_resize": True}
+OPTIONS = {"center_region": None, "crop_size": 32, "no_crop": False, "classes": "", "load_size": 0}
 
 
 class Ctx:
@@ -121,11 +121,12 @@ def test_run_peers_needs_a_trained_reference(tmp_path: Path, monkeypatch: pytest
 
 
 def test_options_like_follow_the_dfig_run() -> None:
-    opts = {"center_region": 96, "cropSize": 128}
+    opts = {"center_region": 96, "crop_size": 128}
     assert peers.options_like({"features": "lnp_clean", "options": opts}) == {"crop": 96, "highpass": False}
-    opts = {"center_region": None, "cropSize": 128, "no_crop": True}
+    opts = {"center_region": None, "crop_size": 128, "no_crop": True}
     assert peers.options_like({"features": "faces", "options": opts}) == {"crop": None, "highpass": True}
-    assert peers.options_like({"options": {"cropSize": 128}})["crop"] == 128
+    assert peers.options_like({"options": {"crop_size": 128, "eval_crop_size": 112}})["crop"] == 112
+    assert peers.options_like({"options": {"cropSize": 128}})["crop"] == 128  # a run from before the rename
 
 
 @pytest.mark.filterwarnings("ignore::dfig.fallback.FallbackWarning")  # prior segmenter, by design

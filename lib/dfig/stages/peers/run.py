@@ -118,11 +118,12 @@ def options_like(train_meta: dict[str, Any]) -> dict[str, Any]:
 
     Arguments: ``train_meta`` the run's metrics dict (with ``options`` and ``features``). Returns
     ``{"crop", "highpass"}``: the run's ``center_region`` when it set one, else the central view it
-    validates and tests on (``cropSize``; ``None`` with ``no_crop``); ``highpass`` for an image tree
+    validates and tests on (``eval_crop_size`` or ``crop_size``; ``None`` with ``no_crop``); ``highpass`` for an image tree
     (the RGB baseline's ``faces``), not for an LNP tree.
     """
     opts = train_meta.get("options") or {}
-    crop = opts.get("center_region") or (None if opts.get("no_crop") else opts.get("cropSize"))
+    view = opts.get("eval_crop_size") or opts.get("crop_size") or opts.get("cropSize")  # cropSize: old runs
+    crop = opts.get("center_region") or (None if opts.get("no_crop") else view)
     return {
         "crop": int(crop) if crop else None,
         "highpass": not str(train_meta.get("features", "lnp")).startswith("lnp"),
