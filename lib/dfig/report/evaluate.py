@@ -18,8 +18,7 @@ import yaml
 
 from dfig import io, paths
 from dfig.core.metrics import bootstrap_ci, compute_metrics
-
-BACKBONE_NAMES = {"res50": "ResNet-50", "mobilev2": "MobileNetV2", "res34": "ResNet-34"}
+from dfig.core.models.backbones import BACKBONE_NAMES
 
 
 @dataclass
