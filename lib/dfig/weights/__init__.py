@@ -1,6 +1,6 @@
 """Registry of the official checkpoints: file name, URL, size, hash, where to put it, how to check it.
 
-Modules: :mod:`~dfig.weights.registry` (the files, their errors), :mod:`~dfig.weights.verify` (find
+Modules: :mod:`~dfig.weights.registry` (the files, their errors), :mod:`~dfig.weights.checks` (find
 and check: :func:`locate`, :func:`verify`, :func:`status`), :mod:`~dfig.weights.markers` (stand-in
 markers, :func:`describe`), :mod:`~dfig.weights.checkpoint` (the one checkpoint reader
 :func:`load_checkpoint` and :class:`CheckpointMismatchError`), :mod:`~dfig.weights.cli` (the table).
@@ -45,6 +45,7 @@ from dfig.weights.checkpoint import (
     state_dict_differences,
     unwrap_state_dict,
 )
+from dfig.weights.checks import locate, sha256_file, status, verify, weights_record
 from dfig.weights.cli import main
 from dfig.weights.markers import describe, standin_info, standin_marker_path
 from dfig.weights.registry import (
@@ -64,7 +65,6 @@ from dfig.weights.registry import (
     spec,
     weights_folder,
 )
-from dfig.weights.verify import locate, sha256_file, status, verify, weights_record
 
 __all__ = [
     "HASHES_FILE",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dfig.weights.checks import status
 from dfig.weights.registry import download_hint, weights_folder
-from dfig.weights.verify import status
 
 #: the first line of ``--help``
 DESCRIPTION = (
