@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from dfig import standin
 from dfig import weights as W
 from dfig.core import models as M
 from dfig.registry import UnknownNameError
@@ -32,6 +33,8 @@ def test_imagenet_weights_are_the_backbone_entries_of_dfig_weights() -> None:
     named = {n for names in M.IMAGENET_WEIGHTS.values() for n in names}
     backbone_files = {n for n, s in W.WEIGHTS.items() if s.kind == "backbone"}
     assert named == backbone_files
+    assert named <= set(standin.BUILDERS)  # every ImageNet file has a stand-in, from the same registry
+    assert {names[0] for names in M.IMAGENET_WEIGHTS.values()} <= set(standin.DEFAULT_NAMES)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +49,7 @@ def test_imagenet_weights_are_the_backbone_entries_of_dfig_weights() -> None:
         (lambda: M.DFIGDetector("mobilev2", "fft"), "fusion mode", "'lnp'"),
         (lambda: W.spec("resnet18"), "weights", "'sam_vit_h'"),
         (lambda: W.locate("resnet18"), "weights", "'resnet50'"),
+        (lambda: standin.write_standin("resnet18", "unused"), "stand-in", "'mobilenetv2_c5e733a8'"),
     ],
 )
 def test_unknown_names_raise_one_error_type(call, what: str, valid: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from dfig import paths
 from dfig.fallback import StandinWarning, standin_policy
+from dfig.registry import check_name
 from dfig.weights.markers import describe, standin_info
 from dfig.weights.registry import (
     HASHES_FILE,
@@ -106,17 +107,14 @@ def check_file(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
     Arguments: ``s``, ``p``, ``mode``. Returns: the record (name, file, size, expected size, sha256).
     Raises :class:`WrongWeightsError` on a mismatch.
     """
-    if mode not in VERIFY_MODES:
-        raise ValueError(f"verify must be one of {VERIFY_MODES}, got {mode!r}")
+    check_name(mode, VERIFY_MODES, "verify mode")
     st = p.stat()
     exp = s.expected(p.name)
-    known_sizes = {x for x in [s.size, *(a.size for a in s.alternates)] if x}
-    exp_size = exp.get("size") if exp else None
     rec: dict[str, Any] = {
         "name": s.name,
         "file": str(p),
         "size": st.st_size,
-        "expected_size": exp_size,
+        "expected_size": exp.get("size") if exp else None,
         "sha256": None,
     }
     info = standin_info(p)
@@ -124,25 +122,50 @@ def check_file(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
         return check_standin(s, p, info, mode, rec)
     if mode == "none":
         return rec
-    if exp_size is not None and st.st_size != exp_size:
-        raise WrongWeightsError(
-            f"{p}: wrong size for {s.name}: expected {exp_size:,} bytes, found {st.st_size:,} bytes "
-            f"(an interrupted download or a different file). {download_hint(s.name, p.parent)}"
-        )
-    if not exp and known_sizes and st.st_size not in known_sizes:
-        raise WrongWeightsError(
-            f"{p}: unrecognised file name for {s.name} and its size {st.st_size:,} bytes matches none of the "
-            f"official files ({', '.join(f'{x:,}' for x in sorted(known_sizes))} bytes). "
-            f"{download_hint(s.name, p.parent)}"
-        )
-    db = _load_hashes(p.parent)
-    old = db.get(p.name)
+    _check_size(s, p, exp, st.st_size)
+    old = _load_hashes(p.parent).get(p.name)
     unchanged = bool(old) and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns
     if mode == "size" and unchanged:
         rec["sha256"] = old["sha256"]
         return rec
     digest = sha256_file(p)
     rec["sha256"] = digest
+    _check_digest(s, p, exp, digest, old)
+    _save_hash(
+        p.parent,
+        p.name,
+        {
+            "name": s.name,
+            "sha256": digest,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "verified_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return rec
+
+
+def _check_size(s: WeightSpec, p: Path, exp: dict[str, Any], size: int) -> None:
+    """The file's size against the registry (its own name's size, else any official size)."""
+    known_sizes = {x for x in [s.size, *(a.size for a in s.alternates)] if x}
+    exp_size = exp.get("size") if exp else None
+    if exp_size is not None and size != exp_size:
+        raise WrongWeightsError(
+            f"{p}: wrong size for {s.name}: expected {exp_size:,} bytes, found {size:,} bytes "
+            f"(an interrupted download or a different file). {download_hint(s.name, p.parent)}"
+        )
+    if not exp and known_sizes and size not in known_sizes:
+        raise WrongWeightsError(
+            f"{p}: unrecognised file name for {s.name} and its size {size:,} bytes matches none of the "
+            f"official files ({', '.join(f'{x:,}' for x in sorted(known_sizes))} bytes). "
+            f"{download_hint(s.name, p.parent)}"
+        )
+
+
+def _check_digest(
+    s: WeightSpec, p: Path, exp: dict[str, Any], digest: str, old: dict[str, Any] | None
+) -> None:
+    """The file's SHA-256 against the registry's full hash or name prefix, and against the record."""
     full = exp.get("sha256") if exp else None
     prefixes = (
         [exp["sha256_prefix"]]
@@ -165,18 +188,6 @@ def check_file(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
             f"({old['sha256']}) in {p.parent / HASHES_FILE}. If you replaced the file on purpose, delete "
             "its entry there."
         )
-    _save_hash(
-        p.parent,
-        p.name,
-        {
-            "name": s.name,
-            "sha256": digest,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "verified_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
-    return rec
 
 
 def check_standin(

@@ -73,6 +73,9 @@ class BackboneSpec:
         return (f"{self.head}.weight", f"{self.head}.bias")
 
 
+#: the d-li14/mobilenetv2.pytorch ImageNet file (the original project's): its registry and layout name
+DLI14_MOBILENETV2 = "mobilenetv2_c5e733a8"
+
 _RESNET_STEM = dict(stem="conv1", stem_out=64, stem_kernel=7, stem_stride=2, stem_padding=3, head="fc")
 
 #: the backbones, in the order tables list them
@@ -97,7 +100,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         stem_padding=1,
         head="classifier.1",
         feature_dim=1280,
-        weights=("mobilenetv2_c5e733a8", "mobilenet_v2"),
+        weights=(DLI14_MOBILENETV2, "mobilenet_v2"),
         aliases=("mobilenet_v2", "mobilenetv2"),
     ),
     "res34": BackboneSpec(
@@ -147,6 +150,7 @@ __all__ = [
     "ARCH_ALIASES",
     "BACKBONES",
     "BACKBONE_NAMES",
+    "DLI14_MOBILENETV2",
     "IMAGENET_WEIGHTS",
     "BackboneSpec",
     "arch_key",

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dfig.core.models.backbones import BACKBONES, arch_key
+from dfig.core.models.backbones import BACKBONES, DLI14_MOBILENETV2, arch_key
 from dfig.weights import WEIGHTS, CheckpointMismatchError, describe, key_list, load_checkpoint, locate
 
 
@@ -91,7 +91,7 @@ def _convert_by_order(
 
 def _detect_layout(sd: dict[str, Tensor], arch: str) -> str:
     if arch == "mobilev2" and "conv.0.weight" in sd and "features.18.0.weight" not in sd:
-        return "mobilenetv2_c5e733a8"
+        return DLI14_MOBILENETV2
     return "torchvision"
 
 
@@ -170,6 +170,33 @@ def load_pretrained_backbone(
     return report
 
 
+def dli14_mobilenetv2_names(tv_keys: list[str]) -> list[str]:
+    """torchvision MobileNetV2 keys (without ``num_batches_tracked``) -> the d-li14 layout's keys, in order.
+
+    The inverse of the by-order mapping :func:`load_backbone_weights` applies to a d-li14 file (used by
+    :mod:`dfig.standin` to write one). Arguments: the torchvision keys. Returns: the d-li14 keys.
+    """
+    out = []
+    for k in tv_keys:
+        parts = k.split(".")
+        if parts[0] == "classifier":
+            out.append(f"classifier.{parts[-1]}")
+        elif parts[1] == "0":  # first conv + BN
+            out.append(k)
+        elif parts[1] == "18":  # final 1x1 conv 320 -> 1280 + BN
+            out.append(f"conv.{parts[2]}.{parts[-1]}")
+        else:
+            block, sub = int(parts[1]), parts[3:]
+            if block == 1:  # dw conv.0/1, pw-linear conv.3, bn conv.4
+                idx = {("0", "0"): 0, ("0", "1"): 1, ("1",): 3, ("2",): 4}[tuple(sub[:-1])]
+            else:  # pw conv.0/1, dw conv.3/4, pw-linear conv.6, bn conv.7
+                idx = {("0", "0"): 0, ("0", "1"): 1, ("1", "0"): 3, ("1", "1"): 4, ("2",): 6, ("3",): 7}[
+                    tuple(sub[:-1])
+                ]
+            out.append(f"features.{block}.conv.{idx}.{sub[-1]}")
+    return out
+
+
 def init_stem_from_rgb(
     backbone: nn.Module, arch: str, rgb_weight: Tensor | None, lnp_channels: int = 3
 ) -> str:
@@ -203,6 +230,7 @@ def init_stem_from_rgb(
 
 __all__ = [
     "PretrainedMismatchError",
+    "dli14_mobilenetv2_names",
     "init_stem_from_rgb",
     "load_backbone_weights",
     "load_pretrained_backbone",
