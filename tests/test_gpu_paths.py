@@ -148,6 +148,30 @@ def test_lnp_resume_keeps_the_trees_precision(tmp_path: Path) -> None:
         L.extract_tree(tmp_path / "in", tmp_path / "out", den, progress=False, precision="fp32")
 
 
+def test_resolve_device_is_the_one_resolver() -> None:
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert accel.resolve_device(None).type == accel.resolve_device("auto").type == want
+    assert accel.resolve_device(" AUTO ").type == want
+    assert accel.resolve_device("cpu") == torch.device("cpu")
+    assert accel.resolve_device(torch.device("cuda:1")) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="unknown device 'gpu'; use auto, cpu, cuda"):
+        accel.resolve_device("gpu")
+
+
+def test_seed_everything_repeats_every_stream() -> None:
+    import random
+
+    def draw() -> tuple[float, float, float]:
+        return random.random(), float(np.random.rand()), float(torch.rand(1))  # noqa: NPY002
+
+    accel.seed_everything(2**40 + 3)  # larger than NumPy's seed range: reduced, not an error
+    a = draw()
+    accel.seed_everything(2**40 + 3)
+    assert draw() == a
+    accel.seed_everything(4)
+    assert draw() != a
+
+
 def test_stack_pinned_without_pinning_is_a_plain_stack() -> None:
     a = [np.full((2, 3), i, np.uint8) for i in range(3)]
     t = accel.stack_pinned(a, pin=False)

@@ -119,7 +119,7 @@ def test_cli_writes_and_never_overwrites_a_foreign_file(tmp_path: Path) -> None:
     assert r.returncode == 2 and "never overwritten" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "resnet34-b627a593.pth").read_bytes() == b"official?"
     r = subprocess.run([*cmd, "no_such"], capture_output=True, text=True)
-    assert r.returncode == 2 and "no stand-in for 'no_such'" in r.stderr
+    assert r.returncode == 2 and "unknown stand-in 'no_such'; choose one of" in r.stderr
     r = subprocess.run([*cmd, "mobilenetv2_c5e733a8"], capture_output=True, text=True)
     assert r.returncode == 0 and W.standin_marker_path(tmp_path / "mobilenetv2-c5e733a8.pth").is_file()
 

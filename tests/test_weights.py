@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dfig import weights as W
+from dfig.weights import checks
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -114,7 +115,7 @@ def test_hash_recorded_then_compared(tmp_path: Path, monkeypatch: pytest.MonkeyP
     db = json.loads((tmp_path / W.HASHES_FILE).read_text())
     assert db[toy.filename]["sha256"] == digest and db[toy.filename]["size"] == 4096
     # unchanged file: the record is trusted, no re-hash
-    monkeypatch.setattr(W, "sha256_file", lambda p: (_ for _ in ()).throw(AssertionError("re-hashed")))
+    monkeypatch.setattr(checks, "sha256_file", lambda p: (_ for _ in ()).throw(AssertionError("re-hashed")))
     assert W.locate("toy", tmp_path) == f
     assert W.weights_record("toy", tmp_path)["sha256"] == digest
     monkeypatch.undo()

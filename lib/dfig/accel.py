@@ -37,12 +37,38 @@ def torch_dtype(precision: str) -> torch.dtype:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"`` -> ``cuda`` when available, else ``cpu``; anything else as ``torch.device``."""
+    """The one device resolver of the library (stages, notebooks, training).
+
+    Arguments: ``device``: ``None``/``"auto"`` (``cuda`` when a GPU is visible, else ``cpu``), or a
+    device string / ``torch.device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Returns: the
+    ``torch.device``. Raises ``ValueError`` naming the accepted forms for anything else.
+    """
     import torch
 
-    if device is None or str(device) == "auto":
+    if device is None or str(device).strip().lower() == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(
+            f"unknown device {device!r}; use auto, cpu, cuda or cuda:<index> ({' '.join(str(e).split())[:120]})"
+        ) from None
+
+
+def seed_everything(seed: int) -> None:
+    """The one seeding function: Python's ``random``, NumPy's global stream and torch (every device).
+
+    Arguments: ``seed`` (any int; NumPy gets ``seed % 2**32``). Returns: ``None``.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - the legacy global stream third-party code draws from
+    torch.manual_seed(seed)
 
 
 def reduced_precision(device: str | torch.device) -> str:
@@ -187,6 +213,7 @@ __all__ = [
     "torch_dtype",
     "DEFAULT_PRECISION",
     "resolve_device",
+    "seed_everything",
     "reduced_precision",
     "autocast",
     "choose_precision",

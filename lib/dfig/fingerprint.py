@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dfig.core.spectra import amplitude_phase
+from dfig.core.spectra import mean_spectra_by_class
 from dfig.data.layout import LNP_EXTS, discover
 
 
@@ -25,7 +25,8 @@ def class_mean_spectra(
     """Mean amplitude spectrum (``(|F|+1e-8)^0.8``, shifted, as the classifier computes it) per class.
 
     Draws up to ``n`` LNPs per class of ``split`` (seeded), centre-crops them to the smallest size,
-    and averages. Returns ``{"real": [H,W], "fake": [H,W], "n": {...}, "size": S, "split": split}``.
+    and averages them with :func:`dfig.core.spectra.mean_spectra_by_class` (the one class-mean spectrum).
+    Returns ``{"real": [H,W], "fake": [H,W], "n": {...}, "size": S, "split": split}``.
     """
     from dfig.stages.lnp import read_lnp
 
@@ -42,10 +43,17 @@ def class_mean_spectra(
         raise ValueError(f"{lnp_root}/{split}: need LNPs of both classes for the class-mean spectra")
     size = min(min(a.shape[0], a.shape[1]) for v in arrays.values() for a in v)
     out["size"] = size
-    for cls, arrs in arrays.items():
-        x = torch.from_numpy(np.stack([_centre_crop(a, size) for a in arrs])).permute(0, 3, 1, 2).float()
-        amp, _ = amplitude_phase(x, channels=channels)
-        out[cls] = amp.mean(dim=0)[0].numpy()
+    labels = {"real": 0, "fake": 1}
+    batches = [
+        (
+            torch.from_numpy(np.stack([_centre_crop(a, size) for a in arrs])).permute(0, 3, 1, 2).float(),
+            torch.full((len(arrs),), labels[cls]),
+        )
+        for cls, arrs in arrays.items()
+    ]
+    means = mean_spectra_by_class(batches, channels=channels)
+    for cls, lab in labels.items():
+        out[cls] = means[lab][0].numpy()
     return out
 
 
@@ -65,3 +73,6 @@ def spectra_summary(means: dict[str, Any]) -> dict[str, Any]:
         "high_freq_ratio_fake_over_real": float(fake[high].mean() / max(real[high].mean(), 1e-12)),
         "max_log_ratio": float(np.max(np.abs(np.log(fake + 1e-12) - np.log(real + 1e-12)))),
     }
+
+
+__all__ = ["class_mean_spectra", "spectra_summary"]

@@ -36,15 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from dfig import io, paths, weights
+from dfig.core.models.backbones import BACKBONES, DLI14_MOBILENETV2, IMAGENET_WEIGHTS
+from dfig.registry import UnknownNameError, lookup
 
 DEFAULT_SEED = 0
 #: what ``standin`` writes without ``--only``: every file the ``paper`` profile requires
 DEFAULT_NAMES: tuple[str, ...] = (
     "sam_vit_h",
     "cycleisp_sidd_rgb",
-    "resnet50",
-    "resnet34",
-    "mobilenetv2_c5e733a8",
+    *(names[0] for names in IMAGENET_WEIGHTS.values()),  # each backbone's preferred ImageNet file
 )
 MARKER_FORMAT = "dfig-standin/1"
 
@@ -52,29 +52,6 @@ MARKER_FORMAT = "dfig-standin/1"
 def default_dir() -> Path:
     """Where stand-ins go by default, and where the ``paper-standin`` profile looks: ``work/standin-weights``."""
     return paths.work_dir("standin-weights")
-
-
-def dli14_mobilenetv2_names(tv_keys: list[str]) -> list[str]:
-    """torchvision MobileNetV2 keys (without ``num_batches_tracked``) -> the d-li14 layout's keys, in order."""
-    out = []
-    for k in tv_keys:
-        parts = k.split(".")
-        if parts[0] == "classifier":
-            out.append(f"classifier.{parts[-1]}")
-        elif parts[1] == "0":  # first conv + BN
-            out.append(k)
-        elif parts[1] == "18":  # final 1x1 conv 320 -> 1280 + BN
-            out.append(f"conv.{parts[2]}.{parts[-1]}")
-        else:
-            block, sub = int(parts[1]), parts[3:]
-            if block == 1:  # dw conv.0/1, pw-linear conv.3, bn conv.4
-                idx = {("0", "0"): 0, ("0", "1"): 1, ("1",): 3, ("2",): 4}[tuple(sub[:-1])]
-            else:  # pw conv.0/1, dw conv.3/4, pw-linear conv.6, bn conv.7
-                idx = {("0", "0"): 0, ("0", "1"): 1, ("1", "0"): 3, ("1", "1"): 4, ("2",): 6, ("3",): 7}[
-                    tuple(sub[:-1])
-                ]
-            out.append(f"features.{block}.conv.{idx}.{sub[-1]}")
-    return out
 
 
 def _sam(model_type: str) -> Callable[[], tuple[Any, Any]]:
@@ -110,21 +87,25 @@ def _torchvision(ctor: str) -> Callable[[], tuple[Any, Any]]:
 
 
 def _dli14() -> tuple[Any, Any]:
+    from dfig.core.models.pretrained import dli14_mobilenetv2_names
+
     tv = _torchvision_sd("mobilenet_v2")
     sd = OrderedDict(zip(dli14_mobilenetv2_names(list(tv)), tv.values()))
     return sd, sd
 
 
-#: registry name -> builder() -> (object to save, the state dict that carries the marker attribute)
+#: registry name -> builder() -> (object to save, the state dict that carries the marker attribute);
+#: the ImageNet entries come from the backbone registry (torchvision layout, or the d-li14 one)
 BUILDERS: dict[str, Callable[[], tuple[Any, Any]]] = {
     "sam_vit_h": _sam("vit_h"),
     "sam_vit_l": _sam("vit_l"),
     "sam_vit_b": _sam("vit_b"),
     "cycleisp_sidd_rgb": _cycleisp,
-    "resnet50": _torchvision("resnet50"),
-    "resnet34": _torchvision("resnet34"),
-    "mobilenet_v2": _torchvision("mobilenet_v2"),
-    "mobilenetv2_c5e733a8": _dli14,
+    **{
+        w: _dli14 if w == DLI14_MOBILENETV2 else _torchvision(spec.torchvision_name)
+        for spec in BACKBONES.values()
+        for w in spec.weights
+    },
 }
 
 
@@ -161,26 +142,17 @@ def write_standin(
     Arguments: ``name`` (a key of :data:`BUILDERS`), ``out_dir``, ``seed`` (the weights are a function of
     it and of the torch version), ``overwrite`` (rewrite a stand-in even when one with this seed is there).
     Returns ``{name, file, path, size, sha256, seed, status}`` with ``status`` ``"written"`` or ``"kept"``.
-    Raises ``KeyError`` for an unknown name and ``FileExistsError`` when ``out_dir`` holds a file of that
+    Raises :class:`dfig.registry.UnknownNameError` (a ``KeyError``) for an unknown name and ``FileExistsError`` when ``out_dir`` holds a file of that
     name that is not a stand-in (it is never overwritten).
     """
     import torch
 
-    if name not in BUILDERS:
-        raise KeyError(f"no stand-in for {name!r}; known: {', '.join(BUILDERS)}")
+    build = lookup(BUILDERS, name, "stand-in")
     s = weights.spec(name)
     dest = Path(out_dir) / s.filename
     old = _existing(dest, name, seed, overwrite)
     if old is not None:
-        return {
-            "name": name,
-            "file": s.filename,
-            "path": str(dest),
-            "size": old.get("size"),
-            "sha256": old.get("sha256"),
-            "seed": seed,
-            "status": "kept",
-        }
+        return _record(name, dest, old, "kept")
     marker = {
         "format": MARKER_FORMAT,
         "standin": True,
@@ -193,7 +165,7 @@ def write_standin(
     }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        obj, sd = BUILDERS[name]()
+        obj, sd = build()
     setattr(sd, weights.STANDIN_ATTR, dict(marker))
     with io.atomic_path(dest) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)  # a file object: the archive is named "archive", not after the temp file
@@ -205,14 +177,18 @@ def write_standin(
         "note": f"Random weights in the format of the official {s.filename}; NOT the official checkpoint.",
     }
     io.save_json(side, weights.standin_marker_path(dest))
+    return _record(name, dest, side, "written")
+
+
+def _record(name: str, dest: Path, marker: dict[str, Any], status: str) -> dict[str, Any]:
     return {
         "name": name,
-        "file": s.filename,
+        "file": dest.name,
         "path": str(dest),
-        "size": side["size"],
-        "sha256": side["sha256"],
-        "seed": seed,
-        "status": "written",
+        "size": marker.get("size"),
+        "sha256": marker.get("sha256"),
+        "seed": marker.get("seed"),
+        "status": status,
     }
 
 
@@ -229,7 +205,7 @@ def write_standins(
     out = Path(out_dir) if out_dir is not None else default_dir()
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
-        raise KeyError(f"no stand-in for {', '.join(map(repr, unknown))}; known: {', '.join(BUILDERS)}")
+        raise UnknownNameError("stand-in", unknown[0] if len(unknown) == 1 else unknown, BUILDERS)
     recs = []
     for n in names:
         t0 = time.perf_counter()
@@ -257,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recs = write_standins(args.out, names, seed=args.seed, overwrite=args.overwrite)
     except (KeyError, FileExistsError, OSError) as e:
-        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 2
     for r in recs:
         print(
@@ -272,7 +248,6 @@ __all__ = [
     "DEFAULT_NAMES",
     "DEFAULT_SEED",
     "default_dir",
-    "dli14_mobilenetv2_names",
     "write_standin",
     "write_standins",
     "main",

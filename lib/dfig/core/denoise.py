@@ -23,9 +23,7 @@ file is absent in a non-paper run (see :func:`build_denoiser`).
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,31 +186,15 @@ def cycleisp_flops(height: int, width: int) -> float:
 # loading
 
 
-class CheckpointMismatchError(weights.WrongWeightsError):
-    """A checkpoint's keys or shapes do not match the network; the message lists every difference."""
+CheckpointMismatchError = weights.CheckpointMismatchError  # the one checkpoint error (dfig.weights)
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file: unwraps ``state_dict`` and strips a ``module.`` prefix.
 
-    Loads on CPU with ``weights_only=True`` (no arbitrary code from the file).
+    Loads on CPU with ``weights_only=True`` (no arbitrary code from the file): :func:`dfig.weights.load_checkpoint`.
     """
-    p = Path(path)
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
-        raise weights.WrongWeightsError(
-            f"{p}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]}). "
-            "Re-download it; `python -m dfig.weights` says from where."
-        ) from e
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise weights.WrongWeightsError(f"{p}: not a state dict of tensors (found {type(obj).__name__}).")
-    sd = dict(obj)
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module.") :]: v for k, v in sd.items()}
-    return sd
+    return weights.load_checkpoint(path)
 
 
 def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:

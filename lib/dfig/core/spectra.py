@@ -91,6 +91,35 @@ def phase_to_display(phase: Tensor | np.ndarray) -> np.ndarray:
     return np.clip((a + np.pi) / (2 * np.pi), 0.0, 1.0).astype(np.float32)
 
 
+def _sum_spectra(
+    batches: Iterable[Any],
+    channels: int,
+    progress: bool,
+    device: str | torch.device,
+    by_label: bool,
+    what: str,
+) -> tuple[dict[int, Tensor], dict[int, int]]:
+    """Per label (or all under label 0): the sum of the amplitude spectra and the image count."""
+    totals: dict[int, Tensor] = {}
+    counts: dict[int, int] = {}
+    for batch in tqdm(batches, desc=what.replace("_", " "), disable=not progress):
+        x = batch[0] if isinstance(batch, tuple | list) else batch
+        amp, _ = amplitude_phase(x.to(device), channels=channels)
+        y = torch.as_tensor(batch[1]) if by_label else torch.zeros(len(amp), dtype=torch.long)
+        y = y.to(amp.device)
+        for lab in torch.unique(y).tolist():
+            s = amp[y == lab].sum(0)
+            if lab in totals and s.shape != totals[lab].shape:
+                raise ValueError(
+                    f"{what}: images differ in size ({tuple(s.shape)} vs {tuple(totals[lab].shape)}); crop first"
+                )
+            totals[lab] = totals[lab] + s if lab in totals else s
+            counts[lab] = counts.get(lab, 0) + int((y == lab).sum())
+    if not totals:
+        raise ValueError(f"{what}: no images (empty batches)")
+    return totals, counts
+
+
 def mean_spectrum(
     batches: Iterable[Any], channels: int = 1, progress: bool = False, device: str | torch.device = "cpu"
 ) -> Tensor:
@@ -99,41 +128,20 @@ def mean_spectrum(
     ``batches`` yields ``[B, C, H, W]`` tensors or tuples whose first item is one (a DataLoader over
     :class:`dfig.data.dataset.ImageDataset` works as is). Use one loader per class for the GAN
     fingerprint figure, or :func:`mean_spectra_by_class`. All images must share one size.
+    Returns: the mean on the CPU. Raises ``ValueError`` for no images or images of several sizes.
     """
-    total: Tensor | None = None
-    n = 0
-    for batch in tqdm(batches, desc="mean spectrum", disable=not progress):
-        x = batch[0] if isinstance(batch, tuple | list) else batch
-        amp, _ = amplitude_phase(x.to(device), channels=channels)
-        s = amp.sum(dim=0)
-        if total is not None and s.shape != total.shape:
-            raise ValueError(
-                f"mean_spectrum: images differ in size ({tuple(s.shape)} vs {tuple(total.shape)}); crop first"
-            )
-        total = s if total is None else total + s
-        n += amp.shape[0]
-    if total is None:
-        raise ValueError("mean_spectrum: no images (empty batches)")
-    return (total / n).cpu()
+    totals, counts = _sum_spectra(batches, channels, progress, device, False, "mean_spectrum")
+    return (totals[0] / counts[0]).cpu()
 
 
 def mean_spectra_by_class(
     batches: Iterable[Any], channels: int = 1, progress: bool = False, device: str | torch.device = "cpu"
 ) -> dict[int, Tensor]:
-    """Mean amplitude spectrum per label: ``{label: [channels, H, W]}``.
+    """Mean amplitude spectrum per label: ``{label: [channels, H, W]}`` (the one class-mean spectrum).
 
     ``batches`` yields ``(images, labels, ...)`` tuples (e.g. a DataLoader over ``ImageDataset``).
+    :func:`dfig.fingerprint.class_mean_spectra` uses it for the GAN fingerprint of an LNP tree.
+    Returns: the means on the CPU, by sorted label. Raises ``ValueError`` as :func:`mean_spectrum`.
     """
-    totals: dict[int, Tensor] = {}
-    counts: dict[int, int] = {}
-    for batch in tqdm(batches, desc="mean spectra", disable=not progress):
-        x, y = batch[0], torch.as_tensor(batch[1])
-        amp, _ = amplitude_phase(x.to(device), channels=channels)
-        amp = amp.cpu()
-        for lab in torch.unique(y).tolist():
-            sel = amp[y == lab]
-            totals[lab] = totals[lab] + sel.sum(0) if lab in totals else sel.sum(0)
-            counts[lab] = counts.get(lab, 0) + sel.shape[0]
-    if not totals:
-        raise ValueError("mean_spectra_by_class: no images (empty batches)")
-    return {lab: totals[lab] / counts[lab] for lab in sorted(totals)}
+    totals, counts = _sum_spectra(batches, channels, progress, device, True, "mean_spectra_by_class")
+    return {lab: (totals[lab] / counts[lab]).cpu() for lab in sorted(totals)}

@@ -20,8 +20,8 @@ import yaml
 
 from dfig import io, paths
 from dfig.core.metrics import bootstrap_ci, compute_metrics
+from dfig.core.models.backbones import BACKBONE_NAMES
 
-BACKBONE_NAMES = {"res50": "ResNet-50", "mobilev2": "MobileNetV2", "res34": "ResNet-34"}
 #: display names of the classical peers' models and features (``arch``/``features`` of ``peer_*.json``)
 PEER_MODEL_NAMES = {"logreg": "logistic regression", "hgb": "gradient boosting"}
 PEER_FEATURE_NAMES = {

@@ -15,14 +15,8 @@ from typing import Any
 import pandas as pd
 
 from dfig import io, paths
+from dfig.core.models.backbones import IMAGENET_WEIGHTS
 from dfig.fallback import use_fallback
-
-#: official ImageNet files per backbone, in order of preference (names in dfig.weights.WEIGHTS)
-IMAGENET_WEIGHTS: dict[str, tuple[str, ...]] = {
-    "res50": ("resnet50",),
-    "res34": ("resnet34",),
-    "mobilev2": ("mobilenetv2_c5e733a8", "mobilenet_v2"),
-}
 
 
 def resolve_pretrained(arch: str, pretrained: str) -> tuple[str | None, dict[str, Any]]:
