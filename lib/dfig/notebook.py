@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dfig import paths
+from dfig.accel import resolve_device, seed_everything
 from dfig.io import STAGE_META, read_stage_meta
 
 _SIMPLE = (str, int, float, bool, type(None), list, dict, tuple)
@@ -99,25 +99,6 @@ def collect_params(namespace: dict[str, Any]) -> dict[str, Any]:
         for k, v in namespace.items()
         if not k.startswith("_") and k not in _IPY_NAMES and isinstance(v, _SIMPLE)
     }
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - code that uses the legacy global RNG
-    torch.manual_seed(seed)
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 @dataclass
@@ -234,7 +215,7 @@ def start(notebook: str, namespace: dict[str, Any]) -> RunContext:
     if "allow_fallbacks" in params:
         os.environ["DFIG_ALLOW_FALLBACKS"] = "1" if params["allow_fallbacks"] else "0"
     seed_everything(int(params.get("seed", 0)))
-    ctx = RunContext(notebook, profile, params, resolve_device(str(params.get("device", "auto"))))
+    ctx = RunContext(notebook, profile, params, str(resolve_device(str(params.get("device", "auto")))))
     ctx.work.mkdir(parents=True, exist_ok=True)
     print(f"{notebook}: profile={profile} device={ctx.device} work={ctx.work} reports={ctx.reports}")
     return ctx

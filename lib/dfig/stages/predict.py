@@ -272,7 +272,8 @@ def load_for_inference(
     device: str = "cpu",
 ) -> tuple[torch.nn.Module, dict[str, Any], Any]:
     """``(model, checkpoint, TrainOptions)``; wrong ``backbone``/``mode`` -> error naming what the file holds."""
-    from dfig.stages.train import options_from_dict, resolve_device
+    from dfig.accel import resolve_device
+    from dfig.stages.train import options_from_dict
 
     dev = resolve_device(device)
     model, ck = _load_detector_checked(model_path, dev, backbone, mode)
@@ -320,8 +321,9 @@ def score_dataset(
 
     Returns: ``(p_fake, index)``, index into ``ds.samples`` (bad files left out under ``skip``).
     """
+    from dfig.accel import resolve_device
     from dfig.data.dataset import make_loader
-    from dfig.stages.train import eval_kwargs, evaluate, resolve_device
+    from dfig.stages.train import eval_kwargs, evaluate
 
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, workers=0)
     _, p, idx = evaluate(

@@ -46,7 +46,7 @@ from dfig.stages.train.data import (
     report_skipped,
     split_samples,
 )
-from dfig.stages.train.distributed import DistInfo, broadcast_object, init_distributed, resolve_device
+from dfig.stages.train.distributed import DistInfo, broadcast_object, init_distributed
 from dfig.stages.train.evaluation import eval_kwargs, evaluate, evaluate_best, predictions_frame, validate
 from dfig.stages.train.loop import (
     BN_RECAL_SEED_OFFSET,
@@ -80,7 +80,6 @@ from dfig.stages.train.state import (
     get_lr,
     rng_state,
     score_of,
-    seed_everything,
     set_lr,
     set_rng_state,
 )
@@ -133,12 +132,10 @@ __all__ = [
     "recalibrate_bn",
     "region_reader",
     "report_skipped",
-    "resolve_device",
     "rng_state",
     "run_epoch",
     "save_checkpoint",
     "score_of",
-    "seed_everything",
     "set_lr",
     "set_rng_state",
     "split_samples",

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import csv
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dfig import io
+from dfig import io, weights
 
 __all__ = [
     "BEST",
@@ -44,7 +43,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-class CheckpointFileError(ValueError):
+class CheckpointFileError(weights.CheckpointReadError):
     """A ``.pth`` file that is not a readable checkpoint (empty, truncated, corrupt, something else)."""
 
 
@@ -77,24 +76,17 @@ def check_checkpoint_file(path: str | os.PathLike[str]) -> Path:
 
 
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(weights_only=True)`` with every read failure turned into :class:`CheckpointFileError`.
+    """A training checkpoint through the library's one reader, :func:`dfig.weights.read_checkpoint`.
 
-    Arguments: ``path``, ``map_location``. Returns: what the file holds. Never suggests loading the
-    file with arbitrary Python objects allowed.
+    Arguments: ``path``, ``map_location``. Returns: what the file holds. The structural check of
+    :func:`check_checkpoint_file` runs first (its messages say what is wrong with the file); any read
+    failure after it is a :class:`CheckpointFileError`. Never loads arbitrary Python objects.
     """
     p = check_checkpoint_file(path)
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # objects beyond tensors and plain containers, or garbage
-        raise CheckpointFileError(
-            f"{p}: not a checkpoint of tensors and plain containers (corrupt, or some "
-            "other pickle); use a file dfig.stages.train wrote"
-        ) from e
-    except (RuntimeError, EOFError, ValueError, AttributeError, ImportError, KeyError) as e:
-        raise CheckpointFileError(
-            f"{p}: not a checkpoint, or truncated/corrupt ({' '.join(str(e).split())[:120]}); "
-            "use a file dfig.stages.train wrote, or train again"
-        ) from e
+        return weights.read_checkpoint(p, map_location=map_location)
+    except weights.CheckpointReadError as e:
+        raise CheckpointFileError(f"{e}; use a file dfig.stages.train wrote, or train again") from e
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

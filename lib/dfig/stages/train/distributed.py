@@ -13,22 +13,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from dfig.accel import resolve_device
+
 __all__ = [
     "DistInfo",
     "barrier",
     "broadcast_object",
     "init_distributed",
-    "resolve_device",
     "setup_device",
     "wrap_ddp",
 ]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` when available, else ``cpu``; otherwise ``torch.device(device)``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass

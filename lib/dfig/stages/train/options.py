@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from dfig import paths
+from dfig.core.models.backbones import ARCHS
+from dfig.core.models.fusion import TRAIN_MODES
 
 __all__ = [
     "ARCHS",
@@ -34,8 +36,6 @@ __all__ = [
     "parse_mode",
 ]
 
-TRAIN_MODES: tuple[Any, ...] = (0, 1, 2, "lnp", "spec")
-ARCHS: tuple[str, ...] = ("res50", "mobilev2", "res34")
 EARLYSTOP_METRICS: tuple[str, ...] = ("acc", "auc", "ap", "loss")
 LR_POLICIES: tuple[str, ...] = ("plateau", "cosine")
 EVAL_CROPS: tuple[str, ...] = ("center", "full", "grid")

@@ -23,7 +23,6 @@ __all__ = [
     "get_lr",
     "rng_state",
     "score_of",
-    "seed_everything",
     "set_lr",
     "set_rng_state",
 ]
@@ -103,13 +102,6 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def get_lr(optimizer: torch.optim.Optimizer) -> float:
     """The learning rate of the first parameter group."""
     return float(optimizer.param_groups[0]["lr"])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))  # noqa: NPY002 - the global stream other code may draw from
-    torch.manual_seed(seed)
 
 
 def rng_state() -> dict[str, Any]:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dfig import io
+from dfig.accel import seed_everything
 from dfig.stages.train.checkpoints import (
     BEST,
     LATEST,
@@ -33,7 +34,7 @@ from dfig.stages.train.distributed import DistInfo, barrier, broadcast_object, s
 from dfig.stages.train.evaluation import evaluate_best, validate
 from dfig.stages.train.loop import amp_precision, build_model, make_scaler, run_epoch
 from dfig.stages.train.options import TrainOptions, jsonable_options
-from dfig.stages.train.state import Plateau, TrainState, get_lr, score_of, seed_everything, set_lr
+from dfig.stages.train.state import Plateau, TrainState, get_lr, score_of, set_lr
 
 __all__ = [
     "Run",
