@@ -104,7 +104,8 @@ def test_lnp_precision_decision_bf16_on_cpu(monkeypatch: pytest.MonkeyPatch) -> 
     assert ag["passed"] == (ag["corr"] >= L.LNP_MIN_CORR and ag["png_identical"] >= L.LNP_MIN_PNG_IDENTICAL)
     assert rec["precision"] == ("bf16" if ag["passed"] else "fp32")
     assert 0.9 < ag["corr"] <= 1.0 and ag["max_abs_diff"] > 0  # bf16 really ran
-    monkeypatch.setattr(L.extract, "LNP_MIN_CORR", 1.01)  # a check that cannot pass -> fp32 and fp32's residuals
+    # a check that cannot pass -> fp32 and fp32's residuals
+    monkeypatch.setattr(L.extract, "LNP_MIN_CORR", 1.01)
     rec, res = L.check_lnp_precision(den, imgs, "cpu", "auto", candidate="bf16")
     assert rec["precision"] == "fp32" and not rec["agreement"]["passed"]
     np.testing.assert_array_equal(res, ref)
