@@ -6,7 +6,7 @@ list, so n processes or machines split a dataset without overlap. Shared by both
 the whole tree (:func:`plan_tree`), failures merged across shards and reruns (:func:`merge_failures`),
 ``overwrite`` clearing (:func:`holds_outputs`, :func:`clear_outputs`), the one-feature-kind-per-folder
 check (:class:`StageKind`, :func:`check_output_folder`) and one stage-record schema
-(:func:`base_record`, :func:`start_record`, :func:`record_run`).
+(:func:`base_record`, :func:`begin_run`, :func:`record_run`).
 """
 
 from __future__ import annotations
@@ -303,10 +303,27 @@ def base_record(stage: str, input_dir: str | os.PathLike[str], **fields: Any) ->
     }
 
 
-def start_record(output_dir: str | os.PathLike[str], meta: Mapping[str, Any]) -> None:
-    """Write ``meta`` as the folder's stage record before a run, ``complete`` False, keeping the old
-    ``counts`` (other shards' and earlier runs'); :func:`record_run` completes it."""
-    update_stage_meta(output_dir, lambda old: {**meta, "complete": False, "counts": old.get("counts")})
+def begin_run(
+    output_dir: str | os.PathLike[str],
+    plan: TreePlan,
+    report: RunReport,
+    meta: Mapping[str, Any],
+    shards: int,
+    mirrors: Iterable[tuple[str | os.PathLike[str], str]] = (),
+) -> None:
+    """Start one run of a tree stage, the same way for every stage.
+
+    Arguments: ``plan``/``report`` of this run; ``meta`` its stage record; ``shards`` N of ``K/N``;
+    ``mirrors`` other trees it writes (see :func:`remove_orphans`). Counts the refused inputs as
+    failures, creates the folder, removes (and counts in ``report.removed_part_files``) the temporary
+    files a killed run left, and writes ``meta`` as the record with ``complete`` False, keeping the old
+    ``counts`` (other shards' and earlier runs'); :func:`record_run` completes it. Returns nothing.
+    """
+    plan.report_refused(report)  # e.g. a.jpg and a.png in one folder would both write a.png
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report.removed_part_files = remove_orphans(plan, out, shards, mirrors)
+    update_stage_meta(out, lambda old: {**meta, "complete": False, "counts": old.get("counts")})
 
 
 __all__ = [
@@ -321,5 +338,5 @@ __all__ = [
     "clear_outputs",
     "check_output_folder",
     "base_record",
-    "start_record",
+    "begin_run",
 ]

@@ -30,12 +30,11 @@ from dfig.stages.lnp.files import (
 from dfig.tree import (
     StageKind,
     base_record,
+    begin_run,
     check_output_folder,
     parse_shard,
     plan_tree,
     record_run,
-    remove_orphans,
-    start_record,
 )
 
 
@@ -252,11 +251,8 @@ def extract_tree(
     denoiser = prepare(denoiser, device)
     report = RunReport("lnp")
     report.skipped_existing = len(plan.existing)
-    plan.report_refused(report)  # e.g. a.jpg and a.png in one folder would both write a.png
     todo = plan.todo
-    out.mkdir(parents=True, exist_ok=True)
-    report.removed_part_files = remove_orphans(plan, out, n)
-    start_record(out, meta)
+    begin_run(out, plan, report, meta, n)
 
     from tqdm.auto import tqdm
 

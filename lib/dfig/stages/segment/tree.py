@@ -22,13 +22,12 @@ from dfig.stages.segment.sam import SamSegmenter, sam_input
 from dfig.tree import (
     StageKind,
     base_record,
+    begin_run,
     check_output_folder,
     clear_outputs,
     parse_shard,
     plan_tree,
     record_run,
-    remove_orphans,
-    start_record,
 )
 
 _CSV_FLUSH_EVERY = 500
@@ -301,11 +300,9 @@ def segment_tree(
         plan = plan_tree(inp, out, "." + face_format, shard=shard, overwrite=True, also_outputs=(masks,))
     seg_name = meta["segmenter"]["name"]
     report = RunReport(STAGE, extra={"segmenter": seg_name, "shard": f"{shard[0]}/{shard[1]}"})
-    plan.report_refused(report)
     csv_path = out / CSV_NAME
     todo, new_rows = _resume_scan(plan.todo, out, masks, read_csv(csv_path), seg_name, report)
-    report.removed_part_files = remove_orphans(plan, out, shard[1], mirrors=[(masks, ".png")])
-    start_record(out, meta)
+    begin_run(out, plan, report, meta, shard[1], mirrors=[(masks, ".png")])
 
     bar = tqdm(total=len(todo), desc=f"segment [{seg_name}]", disable=not progress, unit="img")
     try:
