@@ -187,3 +187,25 @@ def test_build_denoiser_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert rec == {"method": "classical", "classical": den.params()}
     with pytest.raises(KeyError, match="cycleisp, classical"):
         D.build_denoiser("bm3d")
+
+
+def test_classical_strength_is_a_named_parameter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``classical_h`` reaches the classical denoiser (and cycleisp's fallback) and its record."""
+    den, rec = D.build_denoiser("classical")
+    assert den.h == D.CLASSICAL_H and rec["classical"]["h"] == D.CLASSICAL_H  # the one default
+    den, rec = D.build_denoiser("classical", classical_h=20)
+    assert den.h == 20.0 and rec["classical"]["h"] == 20.0
+    assert D.ClassicalDenoiser(**rec["classical"]).params() == den.params()  # the record rebuilds it
+    monkeypatch.setenv("DFIG_WEIGHTS", str(tmp_path / "empty"))
+    with pytest.warns(FallbackWarning):
+        fb, fb_rec = D.build_denoiser("cycleisp", classical_h=20)
+    assert fb.h == 20.0 and fb_rec["classical"]["h"] == 20.0 and fb_rec["fallback"]
+    # a stronger denoiser removes more: the residual of a noisy image grows with h
+    rng = np.random.default_rng(0)
+    noisy = np.clip(128 + rng.normal(0, 12, (32, 32, 3)), 0, 255).round().astype(np.uint8)
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].float() / 255
+    weak = D.ClassicalDenoiser(h=3).residual(x).abs().mean()
+    assert den.residual(x).abs().mean() > 1.5 * weak
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="strength h must be > 0"):
+            D.build_denoiser("classical", classical_h=bad)

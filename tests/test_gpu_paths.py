@@ -104,7 +104,8 @@ def test_lnp_precision_decision_bf16_on_cpu(monkeypatch: pytest.MonkeyPatch) -> 
     assert ag["passed"] == (ag["corr"] >= L.LNP_MIN_CORR and ag["png_identical"] >= L.LNP_MIN_PNG_IDENTICAL)
     assert rec["precision"] == ("bf16" if ag["passed"] else "fp32")
     assert 0.9 < ag["corr"] <= 1.0 and ag["max_abs_diff"] > 0  # bf16 really ran
-    monkeypatch.setattr(L, "LNP_MIN_CORR", 1.01)  # a check that cannot pass -> fp32 and fp32's residuals
+    # a check that cannot pass -> fp32 and fp32's residuals
+    monkeypatch.setattr(L.extract, "LNP_MIN_CORR", 1.01)
     rec, res = L.check_lnp_precision(den, imgs, "cpu", "auto", candidate="bf16")
     assert rec["precision"] == "fp32" and not rec["agreement"]["passed"]
     np.testing.assert_array_equal(res, ref)
@@ -206,7 +207,7 @@ def test_sam_precision_check_bf16_on_cpu(monkeypatch: pytest.MonkeyPatch) -> Non
     assert rec["checked"] and ag["n_images"] == len(imgs) and 0.0 <= ag["mask_iou_min"] <= 1.0
     assert rec["precision"] == ("bf16" if ag["mask_iou_min"] >= S.SAM_MIN_MASK_IOU else "fp32")
     assert rec["extra_encoder_passes"] == len(imgs)
-    monkeypatch.setattr(S, "SAM_MIN_MASK_IOU", 1.01)
+    monkeypatch.setattr(S.sam, "SAM_MIN_MASK_IOU", 1.01)
     rec, res = S.check_sam_precision(seg, imgs, requested="auto", candidate="bf16")
     assert rec["precision"] == "fp32" and not rec["agreement"]["passed"]
     ref = [seg.segment(im) for im in imgs]

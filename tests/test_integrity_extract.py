@@ -432,3 +432,26 @@ def test_record_valid_after_shards_in_any_order(tmp_path: Path) -> None:
         _run("lnp", raw, out, f"{k}/2")
     meta = json.loads((out / "dfig_stage.json").read_text())
     assert meta["counts"]["failed"] == 5 and meta["stage"] == "lnp"
+
+
+def test_both_stages_share_one_record_schema_and_folder_check(tmp_path: Path) -> None:
+    """segment_tree and extract_tree go through dfig.tree's runner: same record keys, same refusals."""
+    from dfig.tree import check_output_folder
+
+    raw = _tree(tmp_path / "raw", n=1)
+    seg, rec = S.build_segmenter("none", allow_fallback=True)
+    S.segment_tree(raw, tmp_path / "faces", seg, record=rec, progress=False)
+    L.extract_tree(tmp_path / "faces", tmp_path / "lnp", "classical", save_mode="clean", progress=False)
+    common = {"stage", "dfig_version", "input_dir", "input", "complete", "counts"}
+    metas = [read_stage_meta(tmp_path / d) for d in ("faces", "lnp")]
+    for meta in metas:
+        assert common <= set(meta) and meta["complete"] is True
+        assert {"inputs", "outputs", "failed", "failed_files", "removed_part_files"} <= set(meta["counts"])
+    assert metas[1]["input"]["stage"] == "segmentation"  # the chain of records
+    for kind, folder, meta in ((S.FACES_KIND, "faces", metas[0]), (L.LNP_KIND, "lnp", metas[1])):
+        assert check_output_folder(tmp_path / folder, kind, meta, False, 1) is None  # same kind: resume
+        other = {**meta, "face_format": "jpg", "save_mode": "compat"}
+        with pytest.raises(ValueError, match="made differently .*mix methods.*--overwrite"):
+            check_output_folder(tmp_path / folder, kind, other, False, 1)
+        with pytest.raises(ValueError, match="another stage"):
+            check_output_folder(tmp_path / ("lnp" if folder == "faces" else "faces"), kind, meta, False, 1)

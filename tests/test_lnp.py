@@ -280,3 +280,42 @@ def test_kill_midway_then_resume(tmp_path: Path) -> None:
     assert json.loads((out_dir / "dfig_stage.json").read_text())["counts"]["removed_part_files"] == len(parts)
     assert (f"removed {len(parts)} unfinished" in res.stdout) == bool(parts)
     assert json.loads((out_dir / "dfig_stage.json").read_text())["complete"] is True
+
+
+def test_classical_strength_recorded_and_never_mixed(tmp_path: Path) -> None:
+    """``classical_h`` goes into the stage record; a folder made with one strength refuses another."""
+    from dfig.io import read_stage_meta
+
+    make_tree(tmp_path / "in", n_per_class=1)
+    L.extract_tree(tmp_path / "in", tmp_path / "out", "classical", classical_h=20, progress=False)
+    meta = read_stage_meta(tmp_path / "out")
+    assert meta["denoiser"]["classical"]["h"] == 20.0 and meta["classical_h"] == 20.0
+    assert L.lnp_signature(meta)["classical"]["h"] == 20.0
+    with pytest.raises(ValueError, match=r"made differently \(classical: .*'h': 20\.0.*'h': 5\.0"):
+        L.extract_tree(tmp_path / "in", tmp_path / "out", "classical", progress=False)
+    L.extract_tree(tmp_path / "in", tmp_path / "out", "classical", classical_h=20.0, progress=False)  # resume
+    L.extract_tree(tmp_path / "in", tmp_path / "out", "classical", progress=False, overwrite=True)
+    assert read_stage_meta(tmp_path / "out")["classical_h"] == D.CLASSICAL_H
+
+
+def test_cli_classical_h(tmp_path: Path) -> None:
+    """``--classical_h`` is recorded; a bad strength is one line on stderr, exit 2."""
+    from dfig.io import read_stage_meta
+
+    make_tree(tmp_path / "in", n_per_class=1)
+    args = ["--input_dir", str(tmp_path / "in"), "--denoiser", "classical", "--no_progress"]
+    assert L.main([*args, "--output_dir", str(tmp_path / "out"), "--classical_h", "12.5"]) == 0
+    assert read_stage_meta(tmp_path / "out")["denoiser"]["classical"]["h"] == 12.5
+    cmd = [
+        sys.executable,
+        "-m",
+        "dfig.lnp",
+        *args,
+        "--output_dir",
+        str(tmp_path / "o2"),
+        "--classical_h",
+        "0",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1 and "h must be > 0" in res.stderr

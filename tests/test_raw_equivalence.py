@@ -120,7 +120,13 @@ SETTINGS = [
 
 
 def build_tree(
-    raw: Path, out: Path, stand_ins: dict[str, Path], segmenter: str, denoiser: str, save_mode: str
+    raw: Path,
+    out: Path,
+    stand_ins: dict[str, Path],
+    segmenter: str,
+    denoiser: str,
+    save_mode: str,
+    classical_h: float | None = None,
 ) -> Path:
     """The training features, made by the real stages as notebooks 01 and 02 make them."""
     from dfig.core.denoise import build_denoiser
@@ -133,8 +139,12 @@ def build_tree(
             segmenter, model_type="vit_b", checkpoint=stand_ins["sam"], verify="none", allow_fallback=True
         )
         segment_tree(raw, faces, seg, record=rec, progress=False)
-    den, rec = build_denoiser(denoiser, checkpoint=stand_ins["cycleisp"] if denoiser == "cycleisp" else None)
-    lnp = out / f"lnp_{segmenter}_{denoiser}_{save_mode}"
+    den, rec = build_denoiser(
+        denoiser,
+        checkpoint=stand_ins["cycleisp"] if denoiser == "cycleisp" else None,
+        classical_h=classical_h,
+    )
+    lnp = out / (f"lnp_{segmenter}_{denoiser}_{save_mode}" + (f"_h{classical_h:g}" if classical_h else ""))
     extract_tree(faces, lnp, den, save_mode=save_mode, record=rec, progress=False)
     return lnp
 
@@ -198,3 +208,28 @@ def test_raw_path_gives_the_feature_path_scores(
     off = by_files.assign(p_fake=by_files["p_fake"] + np.r_[0.0, 0.0, 0.0, 0.02])
     with pytest.warns(RuntimeWarning, match="does not reproduce the training features"):
         assert "differs from its feature file's" in compare_with_feature_files(rob, off)
+
+
+def test_raw_path_rebuilds_the_classical_strength(
+    raws: dict[str, Path], stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    """LNPs made with ``classical_h=20``: the checkpoint's recorded pipeline rebuilds h=20 (not the default)."""
+    from dfig.core.denoise import CLASSICAL_H
+
+    raw = raws["photos"]
+    lnp = build_tree(raw, tmp_path / "features", stand_ins, "prior", "classical", "compat", classical_h=20)
+    assert read_stage_meta(lnp)["denoiser"]["classical"]["h"] == 20.0 != CLASSICAL_H
+    ck = fake_checkpoint(tmp_path / "ck.pth", read_stage_meta(lnp), loadSize=SIZE, cropSize=SIZE)
+    pipe = build_feature_pipeline(torch.load(ck, weights_only=False)["features"])
+    assert pipe.denoiser.h == 20.0  # train-free: the rebuilt denoiser has the recorded strength
+    f = sorted((raw / "test").rglob("*.jpg"))[0]
+    want = np.asarray(load_sample_image(lnp / f.relative_to(raw).with_suffix(".png")), dtype=np.float32)
+    assert np.mean(np.asarray(pipe.from_path(f), dtype=np.float32) != want) <= 1e-3
+    pipe.denoiser.h = CLASSICAL_H  # the default strength would give other features: the check can fail
+    assert np.mean(np.asarray(pipe.from_path(f), dtype=np.float32) != want) > 0.01
+    by_files = predict_folder(ck, lnp / "test")
+    by_raw = predict_folder(ck, raw / "test", raw=True)
+    a = dict(zip(by_files["path"].map(lambda p: Path(p).stem), by_files["p_fake"]))
+    b = dict(zip(by_raw["path"].map(lambda p: Path(p).stem), by_raw["p_fake"]))
+    assert len(a) == 4 and a.keys() == b.keys()
+    np.testing.assert_allclose([b[k] for k in sorted(a)], [a[k] for k in sorted(a)], atol=1e-5)

@@ -4,7 +4,9 @@ Used by segmentation and LNP extraction. An output that exists is complete (ever
 atomically), so a rerun skips it. ``shard=(k, n)`` takes every n-th input starting at k of the sorted
 list, so n processes or machines split a dataset without overlap. Shared by both stages: collisions found over
 the whole tree (:func:`plan_tree`), failures merged across shards and reruns (:func:`merge_failures`),
-and ``overwrite`` clearing (:func:`holds_outputs`, :func:`clear_outputs`).
+``overwrite`` clearing (:func:`holds_outputs`, :func:`clear_outputs`), the one-feature-kind-per-folder
+check (:class:`StageKind`, :func:`check_output_folder`) and one stage-record schema
+(:func:`base_record`, :func:`begin_run`, :func:`record_run`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfig import __version__
 from dfig.data.layout import IMAGE_EXTS, list_images, mirror_path
-from dfig.io import remove_orphan_temps, temp_target, update_stage_meta
+from dfig.io import STAGE_META, read_stage_meta, remove_orphan_temps, temp_target, update_stage_meta
 from dfig.runlog import RunReport
 
 
@@ -222,3 +225,118 @@ def clear_outputs(root: str | os.PathLike[str], suffixes: Iterable[str], names: 
         if Path(dirpath) != root and not os.listdir(dirpath):
             os.rmdir(dirpath)
     return n
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """What a tree stage writes into its output folder, for :func:`check_output_folder`.
+
+    ``stage``: the record's ``stage``; ``made_by``: the module named in messages; ``what``: its outputs
+    in words (``"LNPs"``); ``suffixes``: of its mirrored outputs; ``records``: names (relative to the
+    folder) of its own records; ``signature``: stage record -> what must match for a run to add to it.
+    """
+
+    stage: str
+    made_by: str
+    what: str
+    suffixes: tuple[str, ...]
+    records: tuple[str, ...]
+    signature: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def check_output_folder(
+    out: str | os.PathLike[str], kind: StageKind, meta: Mapping[str, Any], overwrite: bool, shards: int
+) -> dict[str, Any] | None:
+    """Refuse to add to a folder this run does not match (one feature kind per folder); clear it on ``overwrite``.
+
+    Arguments: ``out`` the output folder; ``meta`` this run's stage record; ``shards`` N of ``K/N``.
+    Raises ``ValueError`` (one line naming the folder and the fix) for another stage's folder, outputs
+    without a record under ``overwrite``, ``overwrite`` with shards, or outputs whose record's
+    ``kind.signature`` differs from this run's. Returns the old record when ``overwrite`` cleared the
+    folder (the caller clears what it wrote elsewhere), else ``None``.
+    """
+    out = Path(out)
+    old = read_stage_meta(out)
+    if old and old.get("stage") != kind.stage:
+        raise ValueError(
+            f"{out} holds the output of another stage ({out / STAGE_META}: stage {old.get('stage')!r}); "
+            f"choose an empty or {kind.stage} output folder."
+        )
+    if overwrite:
+        if shards > 1:
+            raise ValueError(
+                f"--overwrite deletes every one of the {kind.what} in {out}: it cannot run as one shard of "
+                "several (the other shards would lose their work). Run it once without --shard."
+            )
+        if old:
+            clear_outputs(out, kind.suffixes, kind.records)
+            return old
+        if out.is_dir() and holds_outputs(out, kind.suffixes):
+            raise ValueError(
+                f"{out} holds {'/'.join(kind.suffixes)} files but no {STAGE_META}: {kind.made_by} did not "
+                "make them, so --overwrite does not delete them. Choose an empty --output_dir."
+            )
+        return None
+    if not old or not holds_outputs(out, kind.suffixes):
+        return None
+    a, b = kind.signature(old), kind.signature(meta)
+    if a != b:
+        diff = ", ".join(f"{k}: {a[k]!r} there vs {b[k]!r} now" for k in a if a[k] != b[k])
+        raise ValueError(
+            f"{out} holds {kind.what} made differently ({diff}): resuming would mix methods in one folder, "
+            "which holds one feature kind. Choose another --output_dir, or rerun with --overwrite "
+            f"(overwrite=True) to delete those {kind.what} and start over."
+        )
+    return None
+
+
+def base_record(stage: str, input_dir: str | os.PathLike[str], **fields: Any) -> dict[str, Any]:
+    """The entries every tree stage's record starts with: ``stage``, ``dfig_version``, ``input_dir``
+    (absolute) and ``input`` (the input tree's own record), then ``fields``. Returns the dict."""
+    inp = Path(input_dir)
+    return {
+        "stage": stage,
+        "dfig_version": __version__,
+        "input_dir": str(inp.resolve()),
+        "input": read_stage_meta(inp),
+        **fields,
+    }
+
+
+def begin_run(
+    output_dir: str | os.PathLike[str],
+    plan: TreePlan,
+    report: RunReport,
+    meta: Mapping[str, Any],
+    shards: int,
+    mirrors: Iterable[tuple[str | os.PathLike[str], str]] = (),
+) -> None:
+    """Start one run of a tree stage, the same way for every stage.
+
+    Arguments: ``plan``/``report`` of this run; ``meta`` its stage record; ``shards`` N of ``K/N``;
+    ``mirrors`` other trees it writes (see :func:`remove_orphans`). Counts the refused inputs as
+    failures, creates the folder, removes (and counts in ``report.removed_part_files``) the temporary
+    files a killed run left, and writes ``meta`` as the record with ``complete`` False, keeping the old
+    ``counts`` (other shards' and earlier runs'); :func:`record_run` completes it. Returns nothing.
+    """
+    plan.report_refused(report)  # e.g. a.jpg and a.png in one folder would both write a.png
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report.removed_part_files = remove_orphans(plan, out, shards, mirrors)
+    update_stage_meta(out, lambda old: {**meta, "complete": False, "counts": old.get("counts")})
+
+
+__all__ = [
+    "TreePlan",
+    "StageKind",
+    "parse_shard",
+    "plan_tree",
+    "merge_failures",
+    "remove_orphans",
+    "record_run",
+    "holds_outputs",
+    "clear_outputs",
+    "check_output_folder",
+    "base_record",
+    "begin_run",
+]

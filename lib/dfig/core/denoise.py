@@ -254,6 +254,11 @@ def load_cycleisp(
 # classical fallback
 
 
+#: The classical denoiser's default strength (NLM ``h``; bilateral uses ``4 h`` as its colour sigma). The one
+#: place of this default: ``02_lnp``'s ``classical_h`` and ``python -m dfig.lnp --classical_h`` fall back to it.
+CLASSICAL_H = 5.0
+
+
 class ClassicalDenoiser:
     """OpenCV non-local means on the 3-channel image; ``residual(x) = x - NLM(x)``.
 
@@ -270,13 +275,18 @@ class ClassicalDenoiser:
 
     METHODS = ("nlm", "bilateral")
 
-    def __init__(self, method: str = "nlm", h: float = 5.0, template: int = 5, search: int = 11) -> None:
+    def __init__(
+        self, method: str = "nlm", h: float = CLASSICAL_H, template: int = 5, search: int = 11
+    ) -> None:
         if method not in self.METHODS:
             raise ValueError(f"classical method must be one of {self.METHODS}, got {method!r}")
+        if not float(h) > 0:
+            raise ValueError(f"classical denoiser strength h must be > 0 (default {CLASSICAL_H}), got {h!r}")
         self.method, self.h, self.template, self.search = method, float(h), int(template), int(search)
         self.source: dict[str, Any] = {"method": "classical", "classical": self.params()}
 
     def params(self) -> dict[str, Any]:
+        """The parameters that define the residual (recorded; ``ClassicalDenoiser(**params())`` rebuilds it)."""
         return {"method": self.method, "h": self.h, "template": self.template, "search": self.search}
 
     def denoise_u8(self, img: np.ndarray) -> np.ndarray:
@@ -311,8 +321,15 @@ class ClassicalDenoiser:
 # registry
 
 
+def _classical(classical_h: float | None) -> ClassicalDenoiser:
+    return ClassicalDenoiser(h=CLASSICAL_H if classical_h is None else classical_h)
+
+
 def _build_cycleisp(
-    checkpoint: str | os.PathLike[str] | None, device: str | torch.device, allow_fallback: bool | None
+    checkpoint: str | os.PathLike[str] | None,
+    device: str | torch.device,
+    allow_fallback: bool | None,
+    classical_h: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     try:
         model = load_cycleisp(checkpoint, device)
@@ -324,7 +341,7 @@ def _build_cycleisp(
             str(e).split(". ")[0],
             allowed=allow_fallback,
         )
-        den = ClassicalDenoiser()
+        den = _classical(classical_h)
         record = {**den.source, "fallback": rec}
         den.source = record
         return den, record
@@ -332,9 +349,12 @@ def _build_cycleisp(
 
 
 def _build_classical(
-    checkpoint: str | os.PathLike[str] | None, device: str | torch.device, allow_fallback: bool | None
+    checkpoint: str | os.PathLike[str] | None,
+    device: str | torch.device,
+    allow_fallback: bool | None,
+    classical_h: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    den = ClassicalDenoiser()
+    den = _classical(classical_h)
     return den, dict(den.source)
 
 
@@ -349,8 +369,13 @@ def build_denoiser(
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     allow_fallback: bool | None = None,
+    classical_h: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Build a denoiser by registry name; returns ``(denoiser, record)``.
+
+    Arguments: ``name`` a key of :data:`DENOISERS`; ``checkpoint`` the CycleISP file or folder;
+    ``classical_h`` the classical denoiser's strength (``None``: :data:`CLASSICAL_H`), used by
+    ``classical`` and by ``cycleisp``'s fallback, recorded as ``record["classical"]["h"]``.
 
     ``cycleisp`` without its weights file goes through :func:`dfig.fallback.use_fallback` (refused
     when fallbacks are not allowed, e.g. the paper profile) and returns the classical denoiser; the
@@ -359,12 +384,13 @@ def build_denoiser(
     """
     if name not in DENOISERS:
         raise KeyError(f"unknown denoiser {name!r}; choose one of {', '.join(DENOISERS)}")
-    return DENOISERS[name](checkpoint, device, allow_fallback)
+    return DENOISERS[name](checkpoint, device, allow_fallback, classical_h=classical_h)
 
 
 __all__ = [
     "CycleISPDenoiser",
     "ClassicalDenoiser",
+    "CLASSICAL_H",
     "DualAttentionBlock",
     "ResidualGroup",
     "CheckpointMismatchError",
