@@ -289,4 +289,4 @@ def test_train_with_amp_channels_last_and_workers_on_cpu(tmp_path: Path) -> None
     )
     res = train(opts)
     assert res["precision"] == "bf16" and res["epochs"] == 1
-    assert np.isfinite(res["final_val_metrics"]["train_loss"])
+    assert np.isfinite(res["last_epoch_log"]["train_loss"])

@@ -23,7 +23,7 @@ file is absent in a non-paper run (see :func:`build_denoiser`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -187,46 +187,9 @@ def cycleisp_flops(height: int, width: int) -> float:
 
 
 CheckpointMismatchError = weights.CheckpointMismatchError  # the one checkpoint error (dfig.weights)
-
-
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file: unwraps ``state_dict`` and strips a ``module.`` prefix.
-
-    Loads on CPU with ``weights_only=True`` (no arbitrary code from the file): :func:`dfig.weights.load_checkpoint`.
-    """
-    return weights.load_checkpoint(path)
-
-
-def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Raise :class:`CheckpointMismatchError` listing missing keys, unexpected keys and shape mismatches."""
-    want = model.state_dict()
-    missing = sorted(set(want) - set(sd))
-    unexpected = sorted(set(sd) - set(want))
-    shapes = sorted(
-        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(want[k].shape)}"
-        for k in set(want) & set(sd)
-        if tuple(sd[k].shape) != tuple(want[k].shape)
-    )
-    if missing or unexpected or shapes:
-
-        def lst(xs: list[str]) -> str:
-            return "; ".join(xs[:12]) + (f"; ... ({len(xs) - 12} more)" if len(xs) > 12 else "")
-
-        parts = [
-            f"{source} does not match {type(model).__name__} ({len(sd)} keys in the file, "
-            f"{len(want)} expected)"
-        ]
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {lst(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {lst(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches ({len(shapes)}): {lst(shapes)}")
-        parts.append(
-            "Is this the CycleISP sRGB denoiser file sidd_rgb.pth? `python -m dfig.weights` "
-            "says where to get it."
-        )
-        raise CheckpointMismatchError("\n  ".join(parts))
+CYCLEISP_HINT = (
+    "Is this the CycleISP sRGB denoiser file sidd_rgb.pth? `python -m dfig.weights` says where to get it."
+)
 
 
 def load_cycleisp(
@@ -240,8 +203,8 @@ def load_cycleisp(
     """
     p = weights.locate(CYCLEISP_WEIGHTS, path, verify=verify)
     model = CycleISPDenoiser()
-    sd = read_state_dict(p)
-    check_state_dict(model, sd, source=str(p))
+    sd = weights.load_checkpoint(p)
+    weights.check_state_dict(model, sd, source=p, hint=CYCLEISP_HINT)
     model.load_state_dict(sd, strict=True)
     rec = (
         weights.weights_record(CYCLEISP_WEIGHTS, p) if verify != "none" else {"file": p.name, "path": str(p)}
@@ -397,8 +360,6 @@ __all__ = [
     "DENOISERS",
     "build_denoiser",
     "load_cycleisp",
-    "read_state_dict",
-    "check_state_dict",
     "cycleisp_flops",
     "FLOP_PER_PIXEL",
     "CYCLEISP_WEIGHTS",

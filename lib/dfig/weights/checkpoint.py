@@ -150,7 +150,9 @@ def check_state_dict(
     parts = [
         f"{source} does not match {type(model).__name__} ({len(sd)} keys in the file, {len(want)} expected)"
     ]
-    for label, keys in diff.items():
+    labels = {"missing": "missing keys", "unexpected": "unexpected keys", "shapes": "shape mismatches"}
+    for kind, keys in diff.items():
+        label = labels[kind]
         if keys:
             more = f"; ... ({len(keys) - _LIST} more)" if len(keys) > _LIST else ""
             parts.append(f"{label} ({len(keys)}): {'; '.join(keys[:_LIST])}{more}")

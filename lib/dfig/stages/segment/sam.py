@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,29 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from dfig import weights
 from dfig.accel import DEFAULT_PRECISION, PRECISION_CHOICES
 from dfig.stages.segment.base import SAM_MODEL_TYPES, Segmenter, SegResult, as_rgb
 from dfig.stages.segment.fallbacks import fallback_builder
 from dfig.stages.segment.prompts import PROMPTS, decode_prompts, prompt_auto
-from dfig.weights import MissingWeightsError, WrongWeightsError
-
-
-def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, Any]:
-    if isinstance(obj, Mapping) and len(obj) == 1:
-        ((k, v),) = obj.items()
-        if k in ("state_dict", "model") and isinstance(v, Mapping):
-            obj = v
-    if not isinstance(obj, Mapping):
-        raise WrongWeightsError(
-            f"{path}: not a state dict (found {type(obj).__name__}); expected an official SAM "
-            "checkpoint such as sam_vit_h_4b8939.pth"
-        )
-    return dict(obj)
-
-
-def _key_list(keys: set[str], limit: int = 12) -> str:
-    ks = sorted(keys)
-    return ", ".join(ks[:limit]) + (f", ... ({len(ks) - limit} more)" if len(ks) > limit else "")
+from dfig.weights import MissingWeightsError
 
 
 def load_sam(model_type: str, checkpoint: str | os.PathLike[str], device: str = "cpu") -> Any:
@@ -47,28 +29,14 @@ def load_sam(model_type: str, checkpoint: str | os.PathLike[str], device: str = 
     if model_type not in SAM_MODEL_TYPES:
         raise ValueError(f"unknown SAM model type {model_type!r}; choose one of {SAM_MODEL_TYPES}")
     path = Path(checkpoint)
-    try:
-        sd = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
-        raise WrongWeightsError(
-            f"{path}: cannot be read as a PyTorch checkpoint ({e}). Download the file again."
-        ) from e
+    sd = weights.load_checkpoint(path)
     sam = sam_model_registry[model_type](checkpoint=None)
-    want, have = set(sam.state_dict()), set(sd)
-    missing, unexpected = want - have, have - want
-    if missing or unexpected:
-        raise WrongWeightsError(
-            f"{path}: not a SAM {model_type} checkpoint: {len(missing)} missing keys"
-            + (f" [{_key_list(missing)}]" if missing else "")
-            + f", {len(unexpected)} unexpected keys"
-            + (f" [{_key_list(unexpected)}]" if unexpected else "")
-            + f". Check that --model_type ({model_type}) matches the file (sam_vit_h_4b8939.pth = vit_h, "
-            "sam_vit_l_0b3195.pth = vit_l, sam_vit_b_01ec64.pth = vit_b)."
-        )
-    try:
-        sam.load_state_dict(sd, strict=True)
-    except RuntimeError as e:  # shape mismatches
-        raise WrongWeightsError(f"{path}: tensors do not fit SAM {model_type}: {e}") from e
+    hint = (
+        f"Check that --model_type ({model_type}) matches the file (sam_vit_h_4b8939.pth = vit_h, "
+        "sam_vit_l_0b3195.pth = vit_l, sam_vit_b_01ec64.pth = vit_b)."
+    )
+    weights.check_state_dict(sam, sd, source=path, hint=hint)
+    sam.load_state_dict(sd, strict=True)
     return sam.to(torch.device(device)).eval()
 
 

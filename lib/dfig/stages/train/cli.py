@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as e:
         return fail(e)
     if int(os.environ.get("RANK", "0")) == 0:
-        keys = ("name", "epochs", "stopped_by", "best_epoch", "threshold", "minutes")
+        keys = ("name", "epochs", "stopped_by", "best_epoch", "threshold", "total_minutes")
         print(json.dumps({k: res.get(k) for k in keys}, indent=2, default=str))
         for split in ("val", "test"):
             m = res.get(f"{split}_metrics")

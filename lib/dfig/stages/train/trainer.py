@@ -224,7 +224,7 @@ def finish(run: Run, start_epoch: int, stopped_by: str) -> dict[str, Any]:
         result.update(evaluate_best(opts, run.run_dir, run.data.samples, run.device))
         if "test" in result.get("eval_data_report", {}):
             data_report["test"] = result.pop("eval_data_report")["test"]
-        result["minutes"] = state.minutes()
+    result["total_minutes"] = state.minutes()  # training + test evaluation
     result["skipped_files"] = sum(len(r["failed"]) for r in data_report.values())
     if main:
         io.save_json(result, run.run_dir / "summary.json")
@@ -244,9 +244,8 @@ def summary(run: Run, start_epoch: int, stopped_by: str) -> dict[str, Any]:
         "best_epoch": state.scheduler.best_epoch,
         "best_val_metrics": state.best_val,
         "threshold": state.best_threshold,
-        "final_val_metrics": {k: state.log[-1].get(k) for k in LOG_FIELDS} if state.log else {},
-        "minutes": state.minutes(),
-        "train_minutes": state.minutes(),
+        "last_epoch_log": {k: state.log[-1].get(k) for k in LOG_FIELDS} if state.log else {},
+        "train_minutes": state.minutes(),  # training and validation, before the test evaluation
         "paths": {
             "run_dir": str(run_dir),
             "best": str(run_dir / BEST),
