@@ -206,9 +206,9 @@ def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any])
     runs = []
     common = dict(profile.get("common", {}))
     if data:
-        common["data_root"] = str(Path(data).expanduser().resolve())
+        common["data_root"] = paths.portable(Path(data).expanduser())  # no machine path in parameters
     elif not common.get("data_root") and profile.get("default_data") == "sample":
-        common["data_root"] = str(paths.sample_data_dir())  # paper-standin: the face sample
+        common["data_root"] = paths.portable(paths.sample_data_dir())  # paper-standin: the face sample
     for spec in profile["runs"]:
         nb = spec["notebook"]
         for item in spec.get("grid", [{}]):
@@ -265,7 +265,7 @@ def preflight(profile: dict[str, Any], runs: list[dict[str, Any]]) -> None:
         except (FileNotFoundError, ValueError) as e:
             problems.append(str(e))
     data = runs[0]["parameters"].get("data_root") if runs else None
-    if not data or not Path(data).is_dir():
+    if not data or not paths.resolve(data).is_dir():
         problems.append(
             f"data_root {data!r} is not a folder: pass --data /path/to/140k "
             "laid out as {train,val,test}/{real,fake}/* (README, Data)"

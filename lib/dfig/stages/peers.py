@@ -383,7 +383,7 @@ def _write_predictions(
 ) -> Path:
     from dfig.stages.train import predictions_frame
 
-    io.atomic_write_text(dest, predictions_frame(samples, y, p, 0.5).to_csv(index=False))
+    io.save_predictions_csv(predictions_frame(samples, y, p, 0.5), dest)  # paths portable
     if record:
         io.record_provenance(dest)
     return dest

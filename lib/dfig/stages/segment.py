@@ -881,7 +881,9 @@ def _check_faces_folder(
                 )
             return False
         clear_outputs(out, FACE_SUFFIXES, (STAGE_META, CSV_NAME))
-        old_masks = Path(old["mask_dir"]) if old.get("mask_dir") else None
+        from dfig.paths import resolve  # the record holds the portable folder
+
+        old_masks = resolve(old["mask_dir"]) if old.get("mask_dir") else None
         if old_masks is not None and not _inside(old_masks, inp) and not _inside(inp, old_masks):
             clear_outputs(old_masks, (".png",))
         return True
