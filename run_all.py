@@ -206,7 +206,8 @@ def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any])
     runs = []
     common = dict(profile.get("common", {}))
     if data:
-        common["data_root"] = paths.portable(Path(data).expanduser())  # no machine path in parameters
+        # no machine path in the parameters: relative to the repository (or $NAME/...), see dfig.paths
+        common["data_root"] = paths.portable(Path(data).expanduser().resolve())
     elif not common.get("data_root") and profile.get("default_data") == "sample":
         common["data_root"] = paths.portable(paths.sample_data_dir())  # paper-standin: the face sample
     for spec in profile["runs"]:
@@ -306,7 +307,7 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
     entry = {
         "run": run["name"],
         "notebook": f"notebooks/{run['notebook']}.ipynb",
-        "output": paths.rel(out),
+        "output": paths.portable(out),
         "parameters": run["parameters"],
     }
     try:

@@ -137,11 +137,11 @@ def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] 
     ``DFIG_PROFILE``, ``DFIG_PARAMS``); in an interactive session it says so.
     """
     src = dict(source) if source is not None else current_source()
-    key = paths.rel(output)
+    key = paths.portable(output)
     prov_file = paths.reports_dir() / "provenance.json"
     prov = load_json(prov_file) if prov_file.exists() else {}
     prov[key] = {**src, "written": datetime.now(UTC).isoformat(timespec="seconds")}
-    save_json(dict(sorted(prov.items())), prov_file)
+    save_json(dict(sorted(prov.items())), prov_file, portable=True)
 
 
 def current_source() -> dict[str, Any]:
