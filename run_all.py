@@ -327,6 +327,8 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
             seconds=round(time.time() - t0, 1),
             error=f"cell {e.exec_count} (execution count): {e.ename}: {e.evalue}",
         )
+        if out.exists():
+            manifest.portable_notebook(out)  # the failed copy names no machine path either
         raise RunFailed(entry) from e
     entry.update(status="ok", seconds=round(time.time() - t0, 1))
     manifest.export_html(out)
@@ -467,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         entries.append(e)
         print(f"[{i}/{len(runs)}] {r['name']} ok in {e['seconds']:.0f}s", flush=True)
-        for line in fallback_lines(paths.root() / e["output"]):
+        for line in fallback_lines(paths.resolve(e["output"])):
             kind = "StandinWarning" if line.startswith("STAND-IN") else "FallbackWarning"
             print(f"    {kind}: {line}", flush=True)
         # keep the manifest current, so that the paper notebook (last) sees this invocation's runs

@@ -20,7 +20,10 @@ ABSOLUTE = re.compile(r"""(?:^|[\s"'(=,:\[])(/(?:[A-Za-z0-9_.~-]+/)*[A-Za-z0-9_.
 
 
 def machine_paths(folder: Path, markers: tuple[str, ...] = ()) -> list[str]:
-    """``file: path`` for every absolute path (or marker string) in the text files under ``folder``."""
+    """``file: path`` for every absolute path (or marker string) in the text files under ``folder``.
+
+    ``markers`` (this machine's folders) count when written as such, not inside ``../folder`` (relative).
+    """
     found = []
     for f in sorted(folder.rglob("*")):
         if not f.is_file() or f.suffix not in TEXT_SUFFIXES:
@@ -28,7 +31,8 @@ def machine_paths(folder: Path, markers: tuple[str, ...] = ()) -> list[str]:
         text = f.read_text(encoding="utf-8", errors="replace")
         if f.suffix == ".html":  # the offline template's CSS and markup hold no file paths
             text = re.sub(r"<style.*?</style>|<[^>]+>", " ", text, flags=re.S)
-        hits = [m.group(1) for m in ABSOLUTE.finditer(text)] + [m for m in markers if m and m in text]
+        named = [m for m in markers if m and re.search(r"(?<![.\w])" + re.escape(m), text)]  # not "../m"
+        hits = [m.group(1) for m in ABSOLUTE.finditer(text)] + named
         found += [f"{f.relative_to(folder)}: {h}" for h in hits[:3]]
     return found
 
@@ -171,3 +175,28 @@ def test_committed_reports_name_no_machine_path(profile: str) -> None:
     )
     found = machine_paths(REPO / "reports" / profile, tuple(markers))
     assert not found, f"{len(found)} machine paths in reports/{profile}, e.g. " + "; ".join(found[:5])
+
+
+@pytest.mark.slow
+def test_run_all_executed_notebooks_name_no_machine_path(run_all, tmp_path: Path, monkeypatch) -> None:
+    """A real papermill run: its metadata (input/output paths) and printed paths come out portable."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'smoke'")
+    p.metadata["tags"] = ["parameters"]
+    show = "from dfig import paths\nprint(paths.work_dir(), paths.root() / 'pretrained')"
+    nb.cells = [nbformat.v4.new_markdown_cell("# paths"), p, nbformat.v4.new_code_cell(show)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    nbformat.write(nb, nbdir / "98_paths.ipynb")
+    prof = tmp_path / "pathsprof.yaml"
+    prof.write_text("name: pathsprof\ncommon: {profile: smoke}\nruns:\n  - notebook: 98_paths\n")
+    monkeypatch.setattr(run_all, "NOTEBOOKS", nbdir)
+    assert run_all.main(["--profile", str(prof)]) == 0
+    executed = paths.executed_dir("pathsprof")
+    assert sorted(f.name for f in executed.iterdir()) == ["98_paths.html", "98_paths.ipynb"]
+    text = (executed / "98_paths.ipynb").read_text()
+    assert "$DFIG_WORK/pathsprof" in text and "./pretrained" in text  # printed, then made portable
+    assert machine_paths(paths.reports_dir("pathsprof"), (str(tmp_path), str(REPO), str(Path.home()))) == []
