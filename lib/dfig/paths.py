@@ -13,6 +13,11 @@ name                      default                                override
 ``weights_dir()``         ``<root>/pretrained``                  ``DFIG_WEIGHTS``
 ``sample_data_dir()``     ``<root>/../shared/data/faces140k-sample``  ``DFIG_SAMPLE_DATA``
 ========================  =====================================  ==============================
+
+Every path written into an output (reports, stage records, predictions, executed notebooks) goes
+through :func:`portable`: relative to the repository root (``..`` for data beside it), or
+``$DFIG_WORK/...``-style when one of :data:`PORTABLE_ROOTS` is set to a folder outside it;
+:func:`resolve` reads it back. The manifest records :func:`roots` once.
 """
 
 from __future__ import annotations
