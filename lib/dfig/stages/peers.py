@@ -470,7 +470,7 @@ def run_peer(
     if record:
         io.save_metrics(meta, run)
     else:
-        io.save_json(meta, base / "metrics" / f"{run}.json")
+        io.save_json(meta, base / "metrics" / f"{run}.json", portable=True)
     return meta
 
 
