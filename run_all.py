@@ -220,9 +220,10 @@ def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any])
     runs = []
     common = dict(profile.get("common", {}))
     if data:
-        common["data_root"] = str(Path(data).expanduser().resolve())
+        # no machine path in the parameters: relative to the repository (or $NAME/...), see dfig.paths
+        common["data_root"] = paths.portable(Path(data).expanduser().resolve())
     elif not common.get("data_root") and profile.get("default_data") == "sample":
-        common["data_root"] = str(paths.sample_data_dir())  # paper-standin: the face sample
+        common["data_root"] = paths.portable(paths.sample_data_dir())  # paper-standin: the face sample
     for spec in profile["runs"]:
         nb = spec["notebook"]
         for item in spec.get("grid", [{}]):
@@ -284,7 +285,7 @@ def preflight(profile: dict[str, Any], runs: list[dict[str, Any]]) -> None:
         except (FileNotFoundError, ValueError) as e:
             problems.append(str(e))
     data = runs[0]["parameters"].get("data_root") if runs else None
-    if not data or not Path(data).is_dir():
+    if not data or not paths.resolve(data).is_dir():
         problems.append(
             f"data_root {data!r} is not a folder: pass --data /path/to/140k "
             "laid out as {train,val,test}/{real,fake}/* (README, Data)"
@@ -325,7 +326,7 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
     entry = {
         "run": run["name"],
         "notebook": f"notebooks/{run['notebook']}.ipynb",
-        "output": paths.rel(out),
+        "output": paths.portable(out),
         "parameters": run["parameters"],
     }
     try:
@@ -345,6 +346,8 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
             seconds=round(time.time() - t0, 1),
             error=f"cell {e.exec_count} (execution count): {e.ename}: {e.evalue}",
         )
+        if out.exists():
+            manifest.portable_notebook(out)  # the failed copy names no machine path either
         raise RunFailed(entry) from e
     entry.update(status="ok", seconds=round(time.time() - t0, 1))
     manifest.export_html(out)
@@ -485,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         entries.append(e)
         print(f"[{i}/{len(runs)}] {r['name']} ok in {e['seconds']:.0f}s", flush=True)
-        for line in fallback_lines(paths.root() / e["output"]):
+        for line in fallback_lines(paths.resolve(e["output"])):
             kind = "StandinWarning" if line.startswith("STAND-IN") else "FallbackWarning"
             print(f"    {kind}: {line}", flush=True)
         # keep the manifest current, so that the paper notebook (last) sees this invocation's runs

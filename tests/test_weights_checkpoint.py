@@ -69,7 +69,9 @@ def test_check_state_dict_lists_every_difference(tmp_path: Path) -> None:
     with pytest.raises(W.CheckpointMismatchError) as e:
         W.check_state_dict(model, sd, source=tmp_path / "bad.pth", hint="Is this the right file?")
     msg = str(e.value)
-    assert "bad.pth" in msg and "missing keys (1): 1.bias" in msg and "unexpected keys (1): extra.weight" in msg
+    assert (
+        "bad.pth" in msg and "missing keys (1): 1.bias" in msg and "unexpected keys (1): extra.weight" in msg
+    )
     assert "0.weight: file (4, 3) vs model (2, 3)" in msg and msg.endswith("Is this the right file?")
     W.check_state_dict(model, model.state_dict())  # fits: no error
 

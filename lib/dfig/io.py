@@ -109,8 +109,15 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def save_json(obj: Any, dest: str | os.PathLike[str]) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
+def save_json(obj: Any, dest: str | os.PathLike[str], *, portable: bool = False) -> Path:
+    """Write ``obj`` as indented JSON, atomically.
+
+    Arguments: ``obj`` JSON-like; ``dest`` the file; ``portable=True`` (every report output) writes
+    every path as :func:`dfig.paths.portable` does, so no absolute path of this machine is written.
+    Returns: ``dest``.
+    """
+    if portable:
+        obj = paths.portable_obj(json.loads(json.dumps(obj, default=_jsonable)))
     return atomic_write_text(dest, json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
 
 
@@ -130,11 +137,11 @@ def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] 
     ``DFIG_PROFILE``, ``DFIG_PARAMS``); in an interactive session it says so.
     """
     src = dict(source) if source is not None else current_source()
-    key = paths.rel(output)
+    key = paths.portable(output)
     prov_file = paths.reports_dir() / "provenance.json"
     prov = load_json(prov_file) if prov_file.exists() else {}
     prov[key] = {**src, "written": datetime.now(UTC).isoformat(timespec="seconds")}
-    save_json(dict(sorted(prov.items())), prov_file)
+    save_json(dict(sorted(prov.items())), prov_file, portable=True)
 
 
 def current_source() -> dict[str, Any]:
@@ -151,7 +158,9 @@ def save_metrics(obj: Mapping[str, Any], name: str, params: Mapping[str, Any] | 
     """Save a metrics dict as ``reports/metrics/<name>.json`` with its provenance."""
     dest = paths.metrics_dir() / f"{name}.json"
     save_json(
-        {**obj, "_provenance": {**current_source(), **({"parameters": dict(params)} if params else {})}}, dest
+        {**obj, "_provenance": {**current_source(), **({"parameters": dict(params)} if params else {})}},
+        dest,
+        portable=True,
     )
     record_provenance(dest)
     return dest
@@ -161,12 +170,39 @@ def save_table(df: Any, name: str, caption: str = "", floatfmt: str = ".4g") -> 
     """Save a pandas DataFrame as ``reports/tables/<name>.{csv,md}`` and record provenance."""
     out = paths.tables_dir()
     csv_p, md_p = out / f"{name}.csv", out / f"{name}.md"
-    atomic_write_text(csv_p, df.to_csv(index=False))
-    md = df.to_markdown(index=False, floatfmt=floatfmt)
-    atomic_write_text(md_p, (f"{caption}\n\n" if caption else "") + md + "\n")
+    atomic_write_text(csv_p, paths.portable_text(df.to_csv(index=False)))
+    md = paths.portable_text(df.to_markdown(index=False, floatfmt=floatfmt))
+    atomic_write_text(md_p, (f"{paths.portable_text(caption)}\n\n" if caption else "") + md + "\n")
     for p in (csv_p, md_p):
         record_provenance(p)
     return {"csv": csv_p, "md": md_p}
+
+
+#: the columns of a predictions CSV that hold file paths
+PATH_COLUMNS = ("path",)
+
+
+def save_predictions_csv(df: Any, dest: str | os.PathLike[str]) -> Path:
+    """Write a predictions table as CSV, atomically, with its path column :func:`dfig.paths.portable`.
+
+    Arguments: ``df`` a DataFrame (``path``, ``label``, ``p_fake``...); ``dest`` the file.
+    Returns: ``dest``. Readers get the absolute path back with :func:`dfig.paths.resolve`.
+    """
+    df = df.copy()
+    for col in PATH_COLUMNS:
+        if col in df.columns:
+            df[col] = [paths.portable(p) for p in df[col]]
+    return atomic_write_text(dest, df.to_csv(index=False))
+
+
+def copy_predictions_csv(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Copy a predictions CSV (e.g. a run's ``predictions_test.csv``) into the reports, paths portable.
+
+    Arguments: ``src`` the CSV to read; ``dest`` where to write it. Returns: ``dest``.
+    """
+    import pandas as pd
+
+    return save_predictions_csv(pd.read_csv(src), dest)
 
 
 def save_figure(fig: Any, name: str, dpi: int = 200) -> dict[str, Path]:
@@ -194,7 +230,32 @@ def write_stage_meta(output_root: str | os.PathLike[str], meta: Mapping[str, Any
     Later stages read it (:func:`read_stage_meta`) so that the feature pipeline travels with the data
     and into checkpoints and reports.
     """
-    return save_json(dict(meta), Path(output_root) / STAGE_META)
+    return save_json(portable_dirs(dict(meta)), Path(output_root) / STAGE_META)
+
+
+def portable_dirs(meta: Any) -> Any:
+    """A stage record with every folder (keys ``*_dir``, ``*_root``, ``dataroot``) :func:`dfig.paths.portable`.
+
+    Arguments: a stage record (nested records included). Returns: the copy; relative folders are kept
+    (already portable), file lists (``failed``) keep their paths as the stage wrote them. Readers resolve a folder with :func:`dfig.paths.resolve`.
+    """
+    if isinstance(meta, list):
+        return [portable_dirs(v) for v in meta]
+    if not isinstance(meta, dict):
+        return meta
+    return {
+        k: paths.portable(v) if _is_dir_key(k) and _is_absolute(v) else portable_dirs(v)
+        for k, v in meta.items()
+    }
+
+
+def _is_absolute(v: Any) -> bool:
+    """An absolute path (a relative one is already portable: it is not made relative twice)."""
+    return isinstance(v, str | Path) and bool(str(v)) and os.path.isabs(v)
+
+
+def _is_dir_key(key: str) -> bool:
+    return key.endswith(("_dir", "_root")) or key == "dataroot"
 
 
 def read_stage_meta(root: str | os.PathLike[str]) -> dict[str, Any]:

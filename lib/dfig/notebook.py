@@ -125,8 +125,7 @@ class RunContext:
         """
         given = str(self.params.get("data_root") or "")
         if given:
-            p = Path(given).expanduser()
-            p = p if p.is_absolute() else paths.root() / p
+            p = paths.resolve(given)  # portable (relative to the repository, or $NAME/...) or absolute
             if not p.is_dir():
                 raise FileNotFoundError(
                     f"data_root {p} does not exist: pass a folder laid out as "

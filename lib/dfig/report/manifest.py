@@ -229,6 +229,7 @@ def write_manifest(
     man = {
         "profile": name,
         "description": profile.get("description", ""),
+        "roots": paths.roots(),  # every path below is relative to the repository or starts with one of these
         "synthetic_data": any(
             r.get("synthetic") or r.get("input", {}).get("synthetic") for r in records.values()
         ),
@@ -250,7 +251,7 @@ def write_manifest(
     old = io.load_json(dest) if dest.exists() else None
     if old and partial:
         man = merge_partial(old, man, seconds, started or man["finished"])
-    io.save_json(man, dest)
+    io.save_json(man, dest, portable=True)
     return dest
 
 
@@ -282,11 +283,39 @@ def notebook_html(ipynb: Path) -> str:
     return body
 
 
+def _portable_texts(v: Any) -> Any:
+    return [paths.portable_text(x) for x in v] if isinstance(v, list) else paths.portable_text(v)
+
+
+def portable_notebook(ipynb: Path) -> Path:
+    """Rewrite an executed notebook so it names no absolute path of this machine.
+
+    Arguments: ``ipynb``, the executed copy. The papermill metadata (input/output paths, parameters)
+    goes through :func:`dfig.paths.portable_obj`; cell sources, printed text, tracebacks and text
+    outputs through :func:`dfig.paths.portable_text`; images are left alone. Returns: ``ipynb``.
+    """
+    nb = io.load_json(ipynb)
+    nb["metadata"] = paths.portable_obj(nb.get("metadata", {}))
+    for cell in nb.get("cells", []):
+        cell["source"] = _portable_texts(cell.get("source", ""))
+        for out in cell.get("outputs", []):
+            for key in ("text", "traceback", "evalue"):
+                if key in out:
+                    out[key] = _portable_texts(out[key])
+            data = out.get("data", {})
+            for mime in [m for m in data if not m.startswith("image/")]:
+                data[mime] = _portable_texts(data[mime]) if isinstance(data[mime], str | list) else data[mime]
+    io.atomic_write_text(ipynb, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return ipynb
+
+
 def export_html(ipynb: Path) -> Path:
     """Write an HTML copy of an executed notebook next to it (readable offline, without Jupyter).
 
-    Arguments: ``ipynb``, the executed notebook. Returns: the path of the ``.html`` file.
+    Arguments: ``ipynb``, the executed notebook; it is first made portable (:func:`portable_notebook`),
+    so neither copy names a machine path. Returns: the path of the ``.html`` file.
     """
+    portable_notebook(ipynb)
     return io.atomic_write_text(ipynb.with_suffix(".html"), notebook_html(ipynb))
 
 

@@ -341,7 +341,7 @@ def build_paper(profile: str, publish: bool = False) -> Path:
 
     data = paper_data(profile)
     data_path = paths.reports_dir(profile) / "paper_data.json"
-    io.save_json(data, data_path)
+    io.save_json(data, data_path, portable=True)
     io.record_provenance(data_path)
     pdf = paths.reports_dir(profile) / "DFIG_v2.pdf"
     # root "/" lets the paper read results wherever DFIG_REPORTS puts them (absolute paths)

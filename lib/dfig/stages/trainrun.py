@@ -8,7 +8,6 @@ writes ``reports/<profile>/metrics/train_<run>.json`` with everything the evalua
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +112,7 @@ def run_training(ctx: Any, run: str, dataroot: Path) -> dict[str, Any]:
     pred_dir.mkdir(parents=True, exist_ok=True)
     for split, src in result.get("predictions", {}).items():
         dest = pred_dir / f"{run}_{split}.csv"
-        with io.atomic_path(dest) as tmp:
-            shutil.copyfile(src, tmp)
+        io.copy_predictions_csv(src, dest)  # paths portable: no machine path in reports/
         io.record_provenance(dest)
     log = pd.read_csv(result["paths"]["log_csv"])
     meta = {

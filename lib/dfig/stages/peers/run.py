@@ -22,7 +22,7 @@ def _write_predictions(
 ) -> Path:
     from dfig.stages.train import predictions_frame
 
-    io.atomic_write_text(dest, predictions_frame(samples, y, p, 0.5).to_csv(index=False))
+    io.save_predictions_csv(predictions_frame(samples, y, p, 0.5), dest)  # paths portable
     if record:
         io.record_provenance(dest)
     return dest
@@ -109,7 +109,7 @@ def run_peer(
     if record:
         io.save_metrics(meta, run)
     else:
-        io.save_json(meta, base / "metrics" / f"{run}.json")
+        io.save_json(meta, base / "metrics" / f"{run}.json", portable=True)
     return meta
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dfig import paths
 from dfig.accel import drain_done
 from dfig.data.images import BAD_FILE_POLICIES, BadImageError, load_rgb
 from dfig.io import STAGE_META
@@ -141,7 +142,7 @@ def _check_faces_folder(inp: Path, out: Path, meta: Mapping[str, Any], overwrite
     old = check_output_folder(out, FACES_KIND, meta, overwrite, shards)
     if old is None:
         return False
-    old_masks = Path(old["mask_dir"]) if old.get("mask_dir") else None
+    old_masks = paths.resolve(old["mask_dir"]) if old.get("mask_dir") else None  # the record is portable
     if old_masks is not None and not _inside(old_masks, inp) and not _inside(inp, old_masks):
         clear_outputs(old_masks, (".png",))
     return True
