@@ -259,7 +259,7 @@ def test_notebook_input_check_refuses_an_incomplete_stage(tmp_path: Path, monkey
         assert ctx.require("lnp", made_by="02_lnp") == lnp
     assert ctx.incomplete and ctx.incomplete[0]["root"] == str(lnp)
     rec = json.loads((paths.metrics_dir("smoke") / "incomplete_input_03_spectra.json").read_text())
-    assert rec["incomplete"][0]["root"] == str(lnp)
+    assert paths.resolve(rec["incomplete"][0]["root"]) == lnp  # written portable
 
 
 # ---------------------------------------------------------------------------------------------

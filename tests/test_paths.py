@@ -43,6 +43,7 @@ def fake_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     repo = tmp_path / "repo"
     repo.mkdir()
     monkeypatch.setenv("DFIG_ROOT", str(repo))
+    monkeypatch.setenv("DFIG_PROFILE", "smoke")  # notebook.start in an earlier test may have set another
     for name in ("DFIG_WORK", "DFIG_REPORTS", "DFIG_DATA", "DFIG_SAMPLE_DATA", "DFIG_WEIGHTS"):
         monkeypatch.delenv(name, raising=False)
     paths.root.cache_clear()

@@ -219,7 +219,7 @@ def test_raw_path_rebuilds_the_classical_strength(
     raw = raws["photos"]
     lnp = build_tree(raw, tmp_path / "features", stand_ins, "prior", "classical", "compat", classical_h=20)
     assert read_stage_meta(lnp)["denoiser"]["classical"]["h"] == 20.0 != CLASSICAL_H
-    ck = fake_checkpoint(tmp_path / "ck.pth", read_stage_meta(lnp), loadSize=SIZE, cropSize=SIZE)
+    ck = fake_checkpoint(tmp_path / "ck.pth", read_stage_meta(lnp), load_size=SIZE, crop_size=SIZE)
     pipe = build_feature_pipeline(torch.load(ck, weights_only=False)["features"])
     assert pipe.denoiser.h == 20.0  # train-free: the rebuilt denoiser has the recorded strength
     f = sorted((raw / "test").rglob("*.jpg"))[0]
