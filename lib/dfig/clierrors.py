@@ -80,3 +80,6 @@ def output_error(e: BaseException, out: str | os.PathLike[str], flag: str) -> Ba
     if target == root or root in target.parents or target in root.parents:
         return PermissionError(f"cannot write to {out} ({e.strerror or e}): choose a writable {flag}")
     return e
+
+
+__all__ = ["USER_ERRORS", "check_writable", "fail", "one_line", "output_error"]

@@ -62,3 +62,14 @@ def use_fallback(
     msg = f"FALLBACK [{stage}]: using {fallback} instead of {instead_of} ({reason})"
     warnings.warn(msg, FallbackWarning, stacklevel=2)
     return {"stage": stage, "fallback": fallback, "instead_of": instead_of, "reason": reason}
+
+
+__all__ = [
+    "FallbackNotAllowed",
+    "FallbackWarning",
+    "STANDIN_POLICIES",
+    "StandinWarning",
+    "fallbacks_allowed",
+    "standin_policy",
+    "use_fallback",
+]

@@ -298,3 +298,29 @@ def update_stage_meta(
         new = dict(update(read_stage_meta(root)))
         write_stage_meta(root, new)
     return new
+
+
+__all__ = [
+    "PATH_COLUMNS",
+    "STAGE_META",
+    "TEMP_SUFFIX",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "copy_predictions_csv",
+    "current_source",
+    "load_json",
+    "portable_dirs",
+    "read_stage_meta",
+    "record_provenance",
+    "remove_orphan_temps",
+    "save_figure",
+    "save_json",
+    "save_metrics",
+    "save_predictions_csv",
+    "save_table",
+    "stage_meta_lock",
+    "temp_target",
+    "update_stage_meta",
+    "write_stage_meta",
+]

@@ -226,3 +226,17 @@ def train_run_name(params: dict[str, Any]) -> str:
         return str(params["name"])
     arch = params.get("arch", "mobilev2")
     return f"{arch}_{params['tag']}" if params.get("tag") else f"{arch}_mode{params.get('train_mode', 0)}"
+
+
+__all__ = [
+    "IncompleteStageError",
+    "IncompleteStageWarning",
+    "RunContext",
+    "allow_incomplete_default",
+    "check_complete",
+    "collect_params",
+    "incomplete_stages",
+    "run_label",
+    "start",
+    "train_run_name",
+]

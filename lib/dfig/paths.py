@@ -258,3 +258,30 @@ def roots() -> dict[str, str]:
 def rel(p: str | os.PathLike[str]) -> str:
     """Alias of :func:`portable` (kept for older callers)."""
     return portable(p)
+
+
+__all__ = [
+    "PORTABLE_ROOTS",
+    "checkpoints_dir",
+    "current_profile",
+    "executed_dir",
+    "figures_dir",
+    "metrics_dir",
+    "notebooks_dir",
+    "paper_dir",
+    "paper_pdf",
+    "portable",
+    "portable_obj",
+    "portable_text",
+    "predictions_dir",
+    "profiles_dir",
+    "rel",
+    "reports_dir",
+    "resolve",
+    "root",
+    "roots",
+    "sample_data_dir",
+    "tables_dir",
+    "weights_dir",
+    "work_dir",
+]

@@ -54,3 +54,6 @@ class RunReport:
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             **self.extra,
         }
+
+
+__all__ = ["RunReport"]

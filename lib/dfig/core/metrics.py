@@ -247,3 +247,15 @@ def metrics_with_ci(
         out[f"{m}_lo"], out[f"{m}_hi"] = lo, hi
     out["n_boot"], out["alpha"] = int(n_boot), float(alpha)
     return out
+
+
+__all__ = [
+    "CRITERIA",
+    "DEFAULT_CI_METRICS",
+    "METRICS",
+    "bootstrap_ci",
+    "choose_threshold",
+    "compute_metrics",
+    "eer",
+    "metrics_with_ci",
+]

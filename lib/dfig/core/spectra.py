@@ -145,3 +145,13 @@ def mean_spectra_by_class(
     """
     totals, counts = _sum_spectra(batches, channels, progress, device, True, "mean_spectra_by_class")
     return {lab: (totals[lab] / counts[lab]).cpu() for lab in sorted(totals)}
+
+
+__all__ = [
+    "SPECTRA_CHANNELS",
+    "amplitude_phase",
+    "mean_spectra_by_class",
+    "mean_spectrum",
+    "phase_to_display",
+    "to_display",
+]

@@ -214,3 +214,6 @@ def class_balance(samples: Sequence[Sample]) -> dict[str, float | int]:
         "fake_fraction": n_fake / n if n else float("nan"),
         "pos_weight": n_real / n_fake if n_fake else float("nan"),
     }
+
+
+__all__ = ["ImageDataset", "Reader", "class_balance", "load_sample_image", "make_loader", "seed_worker"]

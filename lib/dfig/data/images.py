@@ -122,3 +122,6 @@ def check_files(
             continue
         good.append(Path(p))
     return good
+
+
+__all__ = ["BAD_FILE_POLICIES", "BadImageError", "check_files", "link_problem", "load_rgb"]

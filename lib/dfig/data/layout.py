@@ -171,3 +171,18 @@ def summarize(
                 row["sizes"] = ", ".join(f"{k} ({v})" for k, v in sorted(seen.items(), key=lambda kv: -kv[1]))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+__all__ = [
+    "CLASS_DIRS",
+    "CLASS_NAMES",
+    "IMAGE_EXTS",
+    "LNP_EXTS",
+    "SPLITS",
+    "Sample",
+    "discover",
+    "list_images",
+    "mirror_path",
+    "summarize",
+    "tree_relpath",
+]

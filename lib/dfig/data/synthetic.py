@@ -365,3 +365,6 @@ def is_synthetic(root: str | os.PathLike[str]) -> bool:
             return True
         meta = meta.get("input")
     return False
+
+
+__all__ = ["CLASSES", "FAKE_FACTOR", "GENERATOR", "MAKERS", "generate", "is_synthetic", "make_image"]

@@ -311,3 +311,18 @@ def perturb(img: Image.Image, kind: str, level: float) -> Image.Image:
     except KeyError:
         raise ValueError(f"unknown perturbation {kind!r}; choose one of {sorted(PERTURBATIONS)}") from None
     return fn(img, level)
+
+
+__all__ = [
+    "AugmentOptions",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageTransform",
+    "JPEG_METHODS",
+    "NORMALIZATIONS",
+    "PERTURBATIONS",
+    "build_transform",
+    "gaussian_blur",
+    "jpeg_compress",
+    "perturb",
+]

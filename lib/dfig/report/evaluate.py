@@ -461,3 +461,25 @@ def summary(runs: dict[str, Run], tables: dict[str, tuple[pd.DataFrame, str]]) -
             for r in models.to_dict("records")
         }
     }
+
+
+__all__ = [
+    "ABLATION_TAGS",
+    "FAMILIES",
+    "NOT_HARMONISED",
+    "PEER_FEATURE_NAMES",
+    "PEER_MODEL_NAMES",
+    "RUN_FILES",
+    "Run",
+    "backbone_table",
+    "build_tables",
+    "compare_with_feature_files",
+    "cross_generator_table",
+    "load_runs",
+    "main_backbone",
+    "models_table",
+    "reported",
+    "robustness_table",
+    "run_peers",
+    "summary",
+]

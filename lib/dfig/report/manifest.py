@@ -322,3 +322,24 @@ def export_html(ipynb: Path) -> Path:
 def read_manifest(profile: str) -> dict[str, Any]:
     p = paths.reports_dir(profile) / "manifest.json"
     return json.loads(p.read_text()) if p.exists() else {}
+
+
+__all__ = [
+    "OFFLINE_TEMPLATE",
+    "PACKAGES",
+    "data_counts",
+    "device_info",
+    "export_html",
+    "fallbacks_used",
+    "git_info",
+    "merge_partial",
+    "notebook_html",
+    "package_versions",
+    "portable_notebook",
+    "read_manifest",
+    "stage_records",
+    "standins_used",
+    "train_records",
+    "weights_status",
+    "write_manifest",
+]

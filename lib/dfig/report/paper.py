@@ -370,3 +370,15 @@ def preview_first_page(pdf: Path) -> Any:
     )
     first = pages[0] if isinstance(pages, list) else pages
     return Image(data=first)
+
+
+__all__ = [
+    "BANNERS",
+    "banner",
+    "build_paper",
+    "fmt",
+    "fmt_ci",
+    "format_tables",
+    "paper_data",
+    "preview_first_page",
+]

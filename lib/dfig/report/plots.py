@@ -313,3 +313,18 @@ def robustness(df: pd.DataFrame, title: str = "") -> plt.Figure:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+__all__ = [
+    "confusion_matrices",
+    "curve_style",
+    "feature_examples",
+    "lnp_display",
+    "lnp_examples",
+    "mean_spectra",
+    "metrics_frame",
+    "robustness",
+    "roc_pr_curves",
+    "segmentation_examples",
+    "training_curves",
+]

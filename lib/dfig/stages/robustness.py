@@ -120,3 +120,6 @@ def evaluate_robustness(
     if reference is not None:
         df.attrs["reference_scores"] = reference  # per-image scores of the unperturbed row
     return df
+
+
+__all__ = ["DEFAULT_PERTURBATIONS", "evaluate_robustness"]

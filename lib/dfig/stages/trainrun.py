@@ -129,3 +129,6 @@ def run_training(ctx: Any, run: str, dataroot: Path) -> dict[str, Any]:
     }
     io.save_metrics(meta, f"train_{run}")
     return {**result, "log": log}
+
+
+__all__ = ["RUN_FIELDS", "notebook_option_names", "options_from_params", "resolve_pretrained", "run_training"]

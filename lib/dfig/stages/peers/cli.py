@@ -58,3 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(f"params {res['params']}, threshold {res['threshold']:.4f}, skipped files {res['skipped_files']}")
     return 0
+
+
+__all__ = ["build_parser", "main"]

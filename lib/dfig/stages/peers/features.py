@@ -201,3 +201,16 @@ def sample_features(
     rep.done = len(kept)
     X = np.stack(rows) if rows else np.zeros((0, 0))
     return X, np.array([s.label for s in kept], dtype=np.int64), kept, rep
+
+
+__all__ = [
+    "DEFAULT_BINS",
+    "DEFAULT_CROP",
+    "FEATURE_KINDS",
+    "center_crop_array",
+    "feature_vector",
+    "features",
+    "log_power",
+    "residual_of",
+    "sample_features",
+]

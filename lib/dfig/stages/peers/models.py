@@ -156,3 +156,6 @@ def evaluate_peer(
     if not len(kept):
         raise ValueError("no usable images to evaluate the peer on (all were bad files)")
     return y, fitted.estimator.predict_proba(X)[:, 1], kept, rep
+
+
+__all__ = ["FittedPeer", "PEERS", "Peer", "build_peer", "evaluate_peer", "fit_peer"]

@@ -150,3 +150,6 @@ def run_peers_like(
     kw = options_like(train_meta)
     classes = str((train_meta.get("options") or {}).get("classes") or "")
     return [run_peer(n, feature_root, out, classes, seed, n_boot, progress=progress, **kw) for n in names]
+
+
+__all__ = ["options_like", "run_peer", "run_peers_like"]

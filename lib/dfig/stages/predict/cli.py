@@ -162,5 +162,8 @@ def _run_cli(a: argparse.Namespace) -> tuple[Any, Path]:
     return df, write_predictions(df, dest, a.input_dir, overwrite=a.overwrite)
 
 
+__all__ = ["check_destination", "default_output_csv", "main", "summary", "write_predictions"]
+
+
 if __name__ == "__main__":
     sys.exit(main())

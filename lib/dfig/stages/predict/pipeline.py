@@ -220,3 +220,15 @@ def build_feature_pipeline(features: dict[str, Any] | None, device: str = "cpu")
 
 # ---------------------------------------------------------------------------------------------
 # labels, model, data
+
+
+__all__ = [
+    "FEATURE_STAGES",
+    "FeaturePipeline",
+    "InputMismatchWarning",
+    "MAX_PIXELS",
+    "PipelineMismatchError",
+    "RAW_DATA_STAGES",
+    "build_feature_pipeline",
+    "stage_chain",
+]

@@ -197,3 +197,14 @@ def predict_folder(
 
 # ---------------------------------------------------------------------------------------------
 # input screening: size limits and "is this what the detector was trained on?"
+
+
+__all__ = [
+    "INPUT_EXTS",
+    "file_reader",
+    "inference_dataset",
+    "label_of",
+    "load_for_inference",
+    "predict_folder",
+    "score_dataset",
+]

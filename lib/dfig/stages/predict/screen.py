@@ -163,3 +163,6 @@ def describe_expected(want: dict[str, Any], raw: bool) -> str:
     if want.get("stage") == "lnp":
         return f"{want.get('save_mode', 'compat')} LNPs made by dfig.stages.lnp"
     return f"masked faces ({want.get('face_format', 'png')}) made by dfig.stages.segment"
+
+
+__all__ = ["describe_expected", "image_size", "input_kind_warnings", "screen_inputs"]

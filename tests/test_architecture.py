@@ -1,0 +1,82 @@
+"""The library's shape stays as docs/architecture.md says (issue 9): every module listed, public
+modules declare ``__all__``, no module imports another's private names, files and functions stay
+short enough to read at once (or say why next to them)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from dfig import paths
+
+LIB = paths.root() / "lib" / "dfig"
+MAX_FILE_LINES = 450
+MAX_FUNCTION_LINES = 60
+REASON = (
+    "# long:"  # a function longer than MAX_FUNCTION_LINES (docstring not counted) says why, above its def
+)
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for p in sorted(LIB.rglob("*.py")):
+        rel = p.relative_to(LIB.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__main__":
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out.append((".".join(parts), p))
+    return out
+
+
+def docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines taken by the function's docstring (not counted against its length)."""
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return first.end_lineno - first.lineno + 1
+    return 0
+
+
+def test_architecture_doc_lists_every_module() -> None:
+    doc = (paths.root() / "docs" / "architecture.md").read_text()
+    missing = [name for name, _ in _modules() if name != "dfig" and f"`{name}`" not in doc]
+    assert not missing, f"docs/architecture.md does not list: {missing}"
+
+
+def test_architecture_doc_names_no_module_that_is_gone() -> None:
+    doc = (paths.root() / "docs" / "architecture.md").read_text()
+    listed = set(re.findall(r"^\| `(dfig[\w.]*)`", doc, flags=re.M))
+    known = {name for name, _ in _modules()}
+    assert listed, "the module table in docs/architecture.md is empty"
+    assert listed <= known, f"listed but not in lib/: {sorted(listed - known)}"
+
+
+@pytest.mark.parametrize(("name", "path"), _modules(), ids=[n for n, _ in _modules()])
+def test_module_shape(name: str, path: Path) -> None:
+    src = path.read_text()
+    tree = ast.parse(src)
+    lines = src.splitlines()
+    assert len(lines) <= MAX_FILE_LINES, f"{name}: {len(lines)} lines (split it)"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dfig"):
+            private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            assert not private, f"{name} imports private names {private} from {node.module}"
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            n = node.end_lineno - node.lineno + 1 - docstring_lines(node)
+            if n > MAX_FUNCTION_LINES:
+                near = " ".join(lines[max(0, node.lineno - 3) : node.lineno])
+                assert REASON in near, f"{name}.{node.name}: {n} lines and no '{REASON} ...' reason"
+    is_shim = path.parent == LIB and len(lines) < 15 and "dfig.stages" in src
+    has_public = any(
+        isinstance(n, ast.FunctionDef | ast.ClassDef) and not n.name.startswith("_") for n in tree.body
+    )
+    if has_public and not is_shim:
+        assert "__all__" in src, f"{name} has public names but no __all__"
