@@ -80,3 +80,26 @@ def test_module_shape(name: str, path: Path) -> None:
     )
     if has_public and not is_shim:
         assert "__all__" in src, f"{name} has public names but no __all__"
+
+
+def _imports(path: Path) -> set[str]:
+    """The ``dfig`` modules a file imports (at any depth: lazy imports count too)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dfig"):
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("dfig"))
+    return out
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), [("core", ("stages", "report")), ("stages", ("report",))])
+def test_layers_import_only_downwards(layer: str, forbidden: tuple[str, ...]) -> None:
+    bad = {
+        str(p.relative_to(LIB)): sorted(
+            m for m in _imports(p) if m.split(".")[1:2] and m.split(".")[1] in forbidden
+        )
+        for p in (LIB / layer).rglob("*.py")
+    }
+    bad = {k: v for k, v in bad.items() if v}
+    assert not bad, f"dfig.{layer} must not import {forbidden}: {bad}"

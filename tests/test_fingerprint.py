@@ -1,4 +1,4 @@
-"""dfig.fingerprint: the class-mean spectra of an LNP tree are the one class-mean spectrum of dfig.core.spectra."""
+"""dfig.report.fingerprint: the class-mean spectra of an LNP tree are the one class-mean spectrum of dfig.core.spectra."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dfig.core.spectra import amplitude_phase, mean_spectra_by_class, mean_spectrum
-from dfig.fingerprint import class_mean_spectra, spectra_summary
+from dfig.report.fingerprint import class_mean_spectra, spectra_summary
 
 
 def _tree(root: Path, sizes: dict[str, list[int]]) -> dict[str, list[np.ndarray]]:

@@ -140,7 +140,7 @@ def mean_spectra_by_class(
     """Mean amplitude spectrum per label: ``{label: [channels, H, W]}`` (the one class-mean spectrum).
 
     ``batches`` yields ``(images, labels, ...)`` tuples (e.g. a DataLoader over ``ImageDataset``).
-    :func:`dfig.fingerprint.class_mean_spectra` uses it for the GAN fingerprint of an LNP tree.
+    :func:`dfig.report.fingerprint.class_mean_spectra` uses it for the GAN fingerprint of an LNP tree.
     Returns: the means on the CPU, by sorted label. Raises ``ValueError`` as :func:`mean_spectrum`.
     """
     totals, counts = _sum_spectra(batches, channels, progress, device, True, "mean_spectra_by_class")
