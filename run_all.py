@@ -105,6 +105,15 @@ def apply_weights_policy(profile: dict[str, Any]) -> str:
     return policy
 
 
+#: the keys a profile may have (run_all.py reads each of them; anything else is a typo)
+PROFILE_KEYS = frozenset(
+    {"name", "description", "base", "common", "runs", "params", "grids", "allow_fallbacks", "publish_pdf",
+     "default_data", "require_cuda", "required_weights", "standin_weights"}
+)  # fmt: skip
+#: the keys of one entry of ``runs:``
+RUN_KEYS = frozenset({"notebook", "params", "grid"})
+
+
 def check_profile(data: Any, where: str) -> dict[str, Any]:
     """A loaded profile, or a one-line ``SystemExit`` saying what is missing (empty file, no name, no runs).
 
@@ -126,6 +135,12 @@ def check_profile(data: Any, where: str) -> dict[str, Any]:
     runs = data.get("runs")
     if not isinstance(runs, list) or not all(isinstance(r, dict) and r.get("notebook") for r in runs):
         raise SystemExit(f"profile {where}: `runs:` must be a list of entries with `notebook:` ({hint})")
+    unknown = sorted(set(data) - PROFILE_KEYS) + sorted({k for r in runs for k in r} - RUN_KEYS)
+    if unknown:
+        raise SystemExit(
+            f"profile {where}: unknown key(s) {unknown}; a profile has {sorted(PROFILE_KEYS)} and each "
+            f"entry of `runs:` has {sorted(RUN_KEYS)} (notebook parameters go under `params:`/`grid:`)"
+        )
     return data
 
 

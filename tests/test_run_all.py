@@ -28,6 +28,24 @@ def test_unknown_parameter_is_rejected(run_all) -> None:
         run_all.check_parameters(runs)
 
 
+@pytest.mark.parametrize("name", ["smoke", "sample", "paper", "paper-standin", "paper-standin-cpu"])
+def test_every_profile_passes_the_key_check(run_all, name: str) -> None:
+    run_all.check_profile(run_all.load_profile(name), name)
+
+
+@pytest.mark.parametrize(
+    ("typo", "where"),
+    [({"allow_fallback": True}, "profile"), ({"runs": [{"notebook": "02_lnp", "parms": {"x": 1}}]}, "run")],
+)
+def test_unknown_profile_key_is_an_error_naming_the_key(
+    run_all, tmp_path: Path, typo: dict, where: str
+) -> None:
+    prof = {"name": "t", "runs": [{"notebook": "02_lnp"}], **typo}
+    bad = "allow_fallback" if where == "profile" else "parms"
+    with pytest.raises(SystemExit, match=rf"profile t.yaml: unknown key\(s\) \['{bad}'\]"):
+        run_all.check_profile(prof, "t.yaml")
+
+
 def test_train_runs_are_named_by_arch_and_mode(run_all) -> None:
     runs = run_all.expand(run_all.load_profile("smoke"), None, {})
     names = {r["name"] for r in runs}
