@@ -267,7 +267,10 @@ def _check_existing(out: Path, params: dict[str, int], counts: dict, overwrite: 
     old_meta = read_stage_meta(out)
     if not any(out.iterdir()):
         return False
-    if not old_meta.get("synthetic") or old_meta.get("generator", "").split("/")[0] != GENERATOR.split("/")[0]:
+    if (
+        not old_meta.get("synthetic")
+        or old_meta.get("generator", "").split("/")[0] != GENERATOR.split("/")[0]
+    ):
         raise FileExistsError(
             f"{out} is not empty and holds no dfig synthetic set: refusing to write "
             "there. Choose an empty or new folder."
