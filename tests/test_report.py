@@ -97,3 +97,12 @@ def test_pdf_prints_the_numbers_of_the_results_files(built) -> None:
     for row in data["tables"]["table6_fusion"]["rows"]:
         assert row[0].split(" (")[0] in text
     assert "reported" in text
+
+
+def test_evaluate_still_offers_the_table_builders() -> None:
+    """The tables moved to dfig.report.tables; notebooks and tests import them from dfig.report.evaluate."""
+    from dfig.report import tables
+
+    for name in tables.__all__:
+        assert getattr(evaluate, name) is getattr(tables, name), name
+        assert name in evaluate.__all__, name

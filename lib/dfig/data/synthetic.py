@@ -255,6 +255,88 @@ def _is_complete(root: Path, counts: dict[str, dict[str, int]]) -> bool:
     )
 
 
+def _check_existing(out: Path, params: dict[str, int], counts: dict, overwrite: bool) -> bool:
+    """Vet what already sits at ``out``; return True when it is the wanted set and can be kept as is.
+
+    Raises ``FileExistsError`` (one line naming the folder and the fix) when ``out`` must not be written.
+    """
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder: choose another output folder")
+    old_meta = read_stage_meta(out)
+    if not any(out.iterdir()):
+        return False
+    if (
+        not old_meta.get("synthetic")
+        or old_meta.get("generator", "").split("/")[0] != GENERATOR.split("/")[0]
+    ):
+        raise FileExistsError(
+            f"{out} is not empty and holds no dfig synthetic set: refusing to write "
+            "there. Choose an empty or new folder."
+        )
+    if (
+        old_meta.get("params") == params
+        and old_meta.get("generator") == GENERATOR
+        and _is_complete(out, counts)
+        and not overwrite
+    ):
+        return True
+    if not overwrite:
+        raise FileExistsError(
+            f"{out} holds a synthetic set made with {old_meta.get('params')} "
+            f"({old_meta.get('generator')}), not {params}: pass overwrite=True "
+            "to replace it, or choose another folder."
+        )
+    return False
+
+
+def _write_set(tmp: Path, params: dict[str, int], counts: dict) -> None:
+    """Render every image, the README and the stage meta into ``tmp``."""
+    seed, size = params["seed"], params["size"]
+    for split, cc in counts.items():
+        for cls, n in cc.items():
+            d = tmp / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(make_image(seed, split, cls, i, size)).save(
+                    d / f"{cls}_{i:04d}.png", format="PNG", compress_level=1
+                )
+    atomic_write_text(
+        tmp / "README.txt",
+        _README.format(generator=GENERATOR, seed=seed, size=size, factor=FAKE_FACTOR, counts=counts),
+    )
+    write_stage_meta(
+        tmp,
+        {
+            "synthetic": True,
+            "stage": "synthetic",
+            "generator": GENERATOR,
+            "description": "face-like cartoons; real = full-res render + Poisson-Gaussian sensor noise; "
+            f"fake = 1/{FAKE_FACTOR}-res render + transposed-conv/nearest x2 upsampling",
+            "params": params,
+            "seed": seed,
+            "format": "png",
+            "counts": counts,
+            "labels": {"real": 0, "fake": 1},
+        },
+    )
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` tree to ``out``, replacing (then deleting) what was there."""
+    old = None
+    if out.exists():
+        if any(out.iterdir()):
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        else:
+            out.rmdir()
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
 def generate(
     out_root: str | os.PathLike[str],
     n_train: int = 48,
@@ -278,74 +360,15 @@ def generate(
     out = Path(out_root)
     params = {"seed": int(seed), "size": int(size), "n_train": int(n_train), "n_eval": int(n_eval)}
     counts = _counts(n_train, n_eval)
-    if out.exists():
-        if not out.is_dir():
-            raise FileExistsError(f"{out} exists and is not a folder: choose another output folder")
-        old_meta = read_stage_meta(out)
-        if any(out.iterdir()):
-            if (
-                not old_meta.get("synthetic")
-                or old_meta.get("generator", "").split("/")[0] != GENERATOR.split("/")[0]
-            ):
-                raise FileExistsError(
-                    f"{out} is not empty and holds no dfig synthetic set: refusing to write "
-                    "there. Choose an empty or new folder."
-                )
-            if (
-                old_meta.get("params") == params
-                and old_meta.get("generator") == GENERATOR
-                and _is_complete(out, counts)
-                and not overwrite
-            ):
-                return out
-            if not overwrite:
-                raise FileExistsError(
-                    f"{out} holds a synthetic set made with {old_meta.get('params')} "
-                    f"({old_meta.get('generator')}), not {params}: pass overwrite=True "
-                    "to replace it, or choose another folder."
-                )
+    if _check_existing(out, params, counts, overwrite):
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        for split, cc in counts.items():
-            for cls, n in cc.items():
-                d = tmp / split / cls
-                d.mkdir(parents=True)
-                for i in range(n):
-                    Image.fromarray(make_image(seed, split, cls, i, size)).save(
-                        d / f"{cls}_{i:04d}.png", format="PNG", compress_level=1
-                    )
-        atomic_write_text(
-            tmp / "README.txt",
-            _README.format(generator=GENERATOR, seed=seed, size=size, factor=FAKE_FACTOR, counts=counts),
-        )
-        write_stage_meta(
-            tmp,
-            {
-                "synthetic": True,
-                "stage": "synthetic",
-                "generator": GENERATOR,
-                "description": "face-like cartoons; real = full-res render + Poisson-Gaussian sensor noise; "
-                f"fake = 1/{FAKE_FACTOR}-res render + transposed-conv/nearest x2 upsampling",
-                "params": params,
-                "seed": int(seed),
-                "format": "png",
-                "counts": counts,
-                "labels": {"real": 0, "fake": 1},
-            },
-        )
-        old = None
-        if out.exists():
-            if any(out.iterdir()):
-                old = out.parent / f".{out.name}.old-{os.getpid()}"
-                os.replace(out, old)
-            else:
-                out.rmdir()
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old)
+        _write_set(tmp, params, counts)
+        _swap_in(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,130 +82,96 @@ def _fig(name: str, profile: str) -> str | None:
     return str(p.resolve()) if p.exists() else None  # typst runs with root "/" (see build_paper)
 
 
+def _fmt_models(r: pd.Series) -> list[str]:
+    return [
+        r["run"],
+        r.get("family", "DFIG"),
+        fmt(r["test_acc"]),
+        fmt(r["real_acc"]),
+        fmt(r["fake_acc"]),
+        fmt_ci(r["ap"], r["ap_lo"], r["ap_hi"]),
+        fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"]),
+        fmt(r["eer"]),
+        fmt(r["test_acc_at_val_threshold"]),
+        fmt(r["epochs"], 0),
+        fmt(r["train_minutes"], 1),
+    ]
+
+
+def _fmt_backbones(r: pd.Series) -> list[str]:
+    return [
+        r["backbone"],
+        fmt(r["val_acc"], 2),
+        fmt(r["reported_val_acc"], 2),
+        fmt(r["test_acc"], 2),
+        fmt(r["reported_test_acc"], 2),
+        fmt(r["test_auc"]),
+        fmt(r["test_ap"]),
+        fmt(r["train_minutes"], 1),
+        fmt(r["reported_hours"], 0),
+    ]
+
+
+def _fmt_pair(r: pd.Series) -> list[str]:
+    row = [r["variant"]]
+    for name in BACKBONE_NAMES.values():
+        acc, auc = r[f"{name} acc"], r[f"{name} AUC"]
+        row += ["-" if pd.isna(acc) else f"{fmt(acc, 2)} ({fmt(auc)})", fmt(r[f"{name} reported acc"], 2)]
+    return row
+
+
+def _fmt_ablation(r: pd.Series) -> list[str]:
+    ci = fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"])
+    return [r["input"], r["run"], fmt(r["test_acc"], 2), fmt(r["ap"]), ci]
+
+
+def _fmt_robustness(r: pd.Series) -> list[str]:
+    return [r["perturbation"], fmt(r.get("n"), 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
+
+
+def _fmt_cross(r: pd.Series) -> list[str]:
+    h = str(r.get("history", "-"))
+    return [r["test_folder"], h, fmt(r["n"], 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
+
+
+_MODELS_HEADER = ["run", "family", "acc", "real acc", "fake acc", "AP [95% CI]", "ROC-AUC [95% CI]", "EER"]
+_PAIR_HEADER = ["variant"] + [f"{n}: {s}" for n in BACKBONE_NAMES.values() for s in ("ours", "rep.")]
+_ABLATION_HEADER = ["input", "run", "test acc %", "AP", "ROC-AUC [95% CI]"]
+#: the paper's tables, in order: file name -> (header, row formatter, left out when it has no rows)
+TABLE_FORMATS: dict[str, tuple[list[str], Callable[[pd.Series], list[str]], bool]] = {
+    "models": ([*_MODELS_HEADER, "acc @ val thr", "epochs", "min"], _fmt_models, False),
+    "table1_2_backbones": (
+        ["backbone", "val acc %", "val acc % (rep.)", "test acc %", "test acc % (rep.)"]
+        + ["test AUC", "test AP", "train min", "train h (rep.)"],
+        _fmt_backbones,
+        False,
+    ),
+    "table4_sam": (_PAIR_HEADER, _fmt_pair, False),
+    "table5_spectra": (_PAIR_HEADER, _fmt_pair, False),
+    "table6_fusion": (_PAIR_HEADER, _fmt_pair, False),
+    "ablation_inputs": (_ABLATION_HEADER, _fmt_ablation, True),
+    "ablation_lnp_save": (_ABLATION_HEADER, _fmt_ablation, True),
+    "robustness": (
+        ["perturbation (before feature extraction)", "n", "acc", "AP", "ROC-AUC"],
+        _fmt_robustness,
+        True,
+    ),
+    "cross_generator": (["test folder", "history", "n", "acc", "AP", "ROC-AUC"], _fmt_cross, True),
+}
+
+
 def format_tables(profile: str) -> dict[str, dict[str, Any]]:
-    """Each result table as {caption, header, rows} of strings, ready for the paper."""
+    """Each result table as {caption, header, rows} of strings, ready for the paper.
+
+    Arguments: ``profile``. Returns ``{name: {"header", "rows", "caption"}}`` for every table of
+    :data:`TABLE_FORMATS` whose CSV exists under ``reports/<profile>/tables`` (some only when non-empty).
+    """
     out: dict[str, dict[str, Any]] = {}
-    df = _table("models", profile)
-    if df is not None:
-        out["models"] = {
-            "header": [
-                "run",
-                "family",
-                "acc",
-                "real acc",
-                "fake acc",
-                "AP [95% CI]",
-                "ROC-AUC [95% CI]",
-                "EER",
-                "acc @ val thr",
-                "epochs",
-                "min",
-            ],
-            "rows": [
-                [
-                    r["run"],
-                    r.get("family", "DFIG"),
-                    fmt(r["test_acc"]),
-                    fmt(r["real_acc"]),
-                    fmt(r["fake_acc"]),
-                    fmt_ci(r["ap"], r["ap_lo"], r["ap_hi"]),
-                    fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"]),
-                    fmt(r["eer"]),
-                    fmt(r["test_acc_at_val_threshold"]),
-                    fmt(r["epochs"], 0),
-                    fmt(r["train_minutes"], 1),
-                ]
-                for _, r in df.iterrows()
-            ],
-        }
-    df = _table("table1_2_backbones", profile)
-    if df is not None:
-        out["table1_2_backbones"] = {
-            "header": [
-                "backbone",
-                "val acc %",
-                "val acc % (rep.)",
-                "test acc %",
-                "test acc % (rep.)",
-                "test AUC",
-                "test AP",
-                "train min",
-                "train h (rep.)",
-            ],
-            "rows": [
-                [
-                    r["backbone"],
-                    fmt(r["val_acc"], 2),
-                    fmt(r["reported_val_acc"], 2),
-                    fmt(r["test_acc"], 2),
-                    fmt(r["reported_test_acc"], 2),
-                    fmt(r["test_auc"]),
-                    fmt(r["test_ap"]),
-                    fmt(r["train_minutes"], 1),
-                    fmt(r["reported_hours"], 0),
-                ]
-                for _, r in df.iterrows()
-            ],
-        }
-    for key in ("table4_sam", "table5_spectra", "table6_fusion"):
+    for key, (header, row, skip_empty) in TABLE_FORMATS.items():
         df = _table(key, profile)
-        if df is None:
+        if df is None or (skip_empty and not len(df)):
             continue
-        header = ["variant"]
-        for name in BACKBONE_NAMES.values():
-            header += [f"{name}: ours", f"{name}: rep."]
-        rows = []
-        for _, r in df.iterrows():
-            row = [r["variant"]]
-            for name in BACKBONE_NAMES.values():
-                acc, auc = r[f"{name} acc"], r[f"{name} AUC"]
-                row += [
-                    "-" if pd.isna(acc) else f"{fmt(acc, 2)} ({fmt(auc)})",
-                    fmt(r[f"{name} reported acc"], 2),
-                ]
-            rows.append(row)
-        out[key] = {"header": header, "rows": rows}
-    for key in ("ablation_inputs", "ablation_lnp_save"):
-        df = _table(key, profile)
-        if df is not None and len(df):
-            out[key] = {
-                "header": ["input", "run", "test acc %", "AP", "ROC-AUC [95% CI]"],
-                "rows": [
-                    [
-                        r["input"],
-                        r["run"],
-                        fmt(r["test_acc"], 2),
-                        fmt(r["ap"]),
-                        fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"]),
-                    ]
-                    for _, r in df.iterrows()
-                ],
-            }
-    df = _table("robustness", profile)
-    if df is not None and len(df):
-        out["robustness"] = {
-            "header": ["perturbation (before feature extraction)", "n", "acc", "AP", "ROC-AUC"],
-            "rows": [
-                [r["perturbation"], fmt(r.get("n"), 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
-                for _, r in df.iterrows()
-            ],
-        }
-    df = _table("cross_generator", profile)
-    if df is not None and len(df):
-        out["cross_generator"] = {
-            "header": ["test folder", "history", "n", "acc", "AP", "ROC-AUC"],
-            "rows": [
-                [
-                    r["test_folder"],
-                    str(r.get("history", "-")),
-                    fmt(r["n"], 0),
-                    fmt(r["acc"]),
-                    fmt(r["ap"]),
-                    fmt(r["roc_auc"]),
-                ]
-                for _, r in df.iterrows()
-            ],
-        }
+        out[key] = {"header": list(header), "rows": [row(r) for _, r in df.iterrows()]}
     for key, t in out.items():
         t["caption"] = _caption(key, profile)
     return out
@@ -221,67 +188,50 @@ def _counts(man: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def paper_data(profile: str) -> dict[str, Any]:
-    """Everything the paper prints, formatted, from reports/<profile>/ (written to paper_data.json)."""
-    man = manifest.read_manifest(profile)
-    stages = manifest.stage_records(profile)
-    train_meta = {
-        p.stem[6:]: io.load_json(p) for p in sorted(paths.metrics_dir(profile).glob("train_*.json"))
-    }
-    fallbacks = manifest.fallbacks_used({**stages, **{f"train {k}": v for k, v in train_meta.items()}})
-    standins = manifest.standins_used({**stages, **{f"train {k}": v for k, v in train_meta.items()}})
-    synthetic = any(r.get("synthetic") or (r.get("input") or {}).get("synthetic") for r in stages.values())
+def _method_and_peers(profile: str) -> tuple[pd.DataFrame | None, list[dict[str, str]]]:
+    """The models table's DFIG rows (the method) and its classical peers, formatted."""
     every = _table("models", profile)
-    models, peers = every, []
-    if every is not None and "family" in every:
-        models = every[every["family"] == "DFIG"]  # the method; peers and the baseline are rows only
-        peers = [
-            {
-                "run": r["run"],
-                "model": r["backbone"],
-                "auc": fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"]),
-            }
-            for _, r in every[every["family"] == "peer"].iterrows()
-        ]
-    best = None
-    if models is not None and len(models):
-        b = models.sort_values("roc_auc", ascending=False).iloc[0]
-        best = {
-            "run": b["run"],
-            "auc": fmt_ci(b["roc_auc"], b["roc_auc_lo"], b["roc_auc_hi"]),
-            "ap": fmt_ci(b["ap"], b["ap_lo"], b["ap_hi"]),
-            "acc": fmt(b["test_acc"]),
+    if every is None or "family" not in every:
+        return every, []
+    peers = [
+        {
+            "run": r["run"],
+            "model": r["backbone"],
+            "auc": fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"]),
         }
-        m0 = models[models["run"].str.endswith("_mode0")]
-        if len(m0):
-            r = m0.iloc[0]
-            best["mode0_run"] = r["run"]
-            best["mode0_auc"] = fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"])
-    seg = stages.get("faces", {})
-    den = stages.get("lnp", {})
-    data = {
-        "profile": profile,
-        "banner": banner(profile, fallbacks, standins),
-        "synthetic": synthetic,
-        "built": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": man.get("git", {}).get("commit", "unknown")[:12],
-        "dirty": man.get("git", {}).get("dirty", False),
-        "device": man.get("device", {}),
-        "packages": {
-            k: v
-            for k, v in man.get("packages", {}).items()
-            if k in ("python", "torch", "torchvision", "segment-anything", "papermill", "typst")
-        },
-        "counts": _counts(man),
-        "n_runs": len(train_meta),
-        "total_minutes": fmt((man.get("total_seconds") or 0) / 60, 1),
-        "segmenter": (seg.get("segmenter") or {}).get("method", "unknown")
-        if isinstance(seg.get("segmenter"), dict)
-        else str(seg.get("segmenter", "unknown")),
-        "denoiser": (den.get("denoiser") or {}).get("method", "unknown")
-        if isinstance(den.get("denoiser"), dict)
-        else str(den.get("denoiser", "unknown")),
-        "lnp_save_mode": den.get("save_mode", "unknown"),
+        for _, r in every[every["family"] == "peer"].iterrows()
+    ]
+    return every[every["family"] == "DFIG"], peers  # peers and the baseline are rows only
+
+
+def _best(models: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The method's run with the highest ROC-AUC (and its first mode-0 run), formatted; None without runs."""
+    if models is None or not len(models):
+        return None
+    b = models.sort_values("roc_auc", ascending=False).iloc[0]
+    best = {
+        "run": b["run"],
+        "auc": fmt_ci(b["roc_auc"], b["roc_auc_lo"], b["roc_auc_hi"]),
+        "ap": fmt_ci(b["ap"], b["ap_lo"], b["ap_hi"]),
+        "acc": fmt(b["test_acc"]),
+    }
+    m0 = models[models["run"].str.endswith("_mode0")]
+    if len(m0):
+        r = m0.iloc[0]
+        best["mode0_run"] = r["run"]
+        best["mode0_auc"] = fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"])
+    return best
+
+
+def _method_of(record: dict[str, Any], key: str) -> str:
+    """The ``method`` of a stage record's ``segmenter``/``denoiser`` entry (a dict, or a plain name)."""
+    v = record.get(key)
+    return (v or {}).get("method", "unknown") if isinstance(v, dict) else str(record.get(key, "unknown"))
+
+
+def _provenance(man: dict[str, Any], fallbacks: list[dict], standins: list[dict]) -> dict[str, Any]:
+    """The provenance appendix: weights, fallbacks, stand-ins and notebook runs, formatted."""
+    return {
         "weights": [
             {
                 "name": w.get("name", ""),
@@ -314,25 +264,65 @@ def paper_data(profile: str) -> dict[str, Any]:
             {"run": e["run"], "seconds": fmt(e.get("seconds"), 0), "status": e.get("status", "")}
             for e in man.get("runs", [])
         ],
+    }
+
+
+#: the figures the paper shows (``curves_<run>`` is added for the best mode-0 run)
+PAPER_FIGURES = (
+    "feature_examples",
+    "mean_spectra",
+    "roc_pr",
+    "confusion",
+    "robustness",
+    "segmentation_examples_faces",
+    "lnp_examples_lnp",
+)
+
+
+def _figures(profile: str, best: dict[str, Any] | None) -> dict[str, str]:
+    """Absolute paths of the paper's figures that exist, by name."""
+    curves = f"curves_{best['mode0_run'] if best and 'mode0_run' in best else ''}"
+    return {k: v for k in (*PAPER_FIGURES, curves) if (v := _fig(k, profile))}
+
+
+def paper_data(profile: str) -> dict[str, Any]:
+    """Everything the paper prints, formatted, from reports/<profile>/ (written to paper_data.json).
+
+    Arguments: ``profile``. Returns the dict :func:`build_paper` saves as ``paper_data.json``.
+    """
+    man = manifest.read_manifest(profile)
+    stages = manifest.stage_records(profile)
+    train_meta = {
+        p.stem[6:]: io.load_json(p) for p in sorted(paths.metrics_dir(profile).glob("train_*.json"))
+    }
+    records = {**stages, **{f"train {k}": v for k, v in train_meta.items()}}
+    fallbacks, standins = manifest.fallbacks_used(records), manifest.standins_used(records)
+    synthetic = any(r.get("synthetic") or (r.get("input") or {}).get("synthetic") for r in stages.values())
+    models, peers = _method_and_peers(profile)
+    best = _best(models)
+    den = stages.get("lnp", {})
+    packages = ("python", "torch", "torchvision", "segment-anything", "papermill", "typst")
+    return {
+        "profile": profile,
+        "banner": banner(profile, fallbacks, standins),
+        "synthetic": synthetic,
+        "built": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": man.get("git", {}).get("commit", "unknown")[:12],
+        "dirty": man.get("git", {}).get("dirty", False),
+        "device": man.get("device", {}),
+        "packages": {k: v for k, v in man.get("packages", {}).items() if k in packages},
+        "counts": _counts(man),
+        "n_runs": len(train_meta),
+        "total_minutes": fmt((man.get("total_seconds") or 0) / 60, 1),
+        "segmenter": _method_of(stages.get("faces", {}), "segmenter"),
+        "denoiser": _method_of(den, "denoiser"),
+        "lnp_save_mode": den.get("save_mode", "unknown"),
+        **_provenance(man, fallbacks, standins),
         "tables": format_tables(profile),
-        "figures": {
-            k: v
-            for k in (
-                "feature_examples",
-                "mean_spectra",
-                "roc_pr",
-                "confusion",
-                "robustness",
-                "segmentation_examples_faces",
-                "lnp_examples_lnp",
-                f"curves_{best['mode0_run'] if best and 'mode0_run' in best else ''}",
-            )
-            if (v := _fig(k, profile))
-        },
+        "figures": _figures(profile, best),
         "best": best or {},
         "peers": peers,
     }
-    return data
 
 
 def build_paper(profile: str, publish: bool = False) -> Path:
@@ -374,6 +364,8 @@ def preview_first_page(pdf: Path) -> Any:
 
 __all__ = [
     "BANNERS",
+    "PAPER_FIGURES",
+    "TABLE_FORMATS",
     "banner",
     "build_paper",
     "fmt",

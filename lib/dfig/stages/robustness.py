@@ -42,6 +42,37 @@ def _perturbed_reader(pipeline: Any, kind: str | None, level: float | None) -> A
     return read
 
 
+def _readable_samples(raw_root: Any, split: str, limit: int | None, policy: str, report: Any) -> list[Any]:
+    """The split's samples whose files decode (the first ``limit`` of each class when set).
+
+    Bad files go to ``report``, or raise, per ``policy`` (:func:`dfig.data.images.check_files`).
+    """
+    from dfig.data.images import check_files
+    from dfig.data.layout import discover
+
+    samples = discover(raw_root, splits=(split,))[split]
+    if limit:
+        samples = [s for lab in (0, 1) for s in [x for x in samples if x.label == lab][:limit]]
+    good = set(check_files([s.path for s in samples], policy=policy, report=report))
+    return [s for s in samples if s.path in good]
+
+
+def _scores(y: np.ndarray, p: np.ndarray, thr: float, n_boot: int, seed: int) -> dict[str, Any]:
+    """One row's numbers: ``n``, metrics at 0.5, accuracy at ``thr``, bootstrap bounds, mean score."""
+    from dfig.core.metrics import bootstrap_ci, compute_metrics
+
+    m = compute_metrics(y, p, 0.5)
+    row: dict[str, Any] = {"n": int(len(y))}
+    row.update({k: float(m[k]) for k in ("acc", "real_acc", "fake_acc", "ap", "roc_auc", "eer")})
+    row["acc_val_thr"] = float(compute_metrics(y, p, thr)["acc"])
+    if n_boot:
+        for metric in ("roc_auc", "ap"):
+            _, lo, hi = bootstrap_ci(y, p, metric, n_boot=n_boot, seed=seed)
+            row[f"{metric}_lo"], row[f"{metric}_hi"] = lo, hi
+    row["mean_p_fake"] = float(p.mean())
+    return row
+
+
 def evaluate_robustness(
     model_path: str | os.PathLike[str],
     raw_root: str | os.PathLike[str],
@@ -67,8 +98,6 @@ def evaluate_robustness(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from dfig.core.metrics import bootstrap_ci, compute_metrics
-    from dfig.data.images import check_files
     from dfig.data.layout import discover
     from dfig.runlog import RunReport
     from dfig.stages.predict import (
@@ -82,12 +111,8 @@ def evaluate_robustness(
     model, ck, opts = load_for_inference(model_path, device=device)
     thr = float(ck.get("threshold", 0.5))
     pipeline = build_feature_pipeline(ck.get("features"), device=str(device))
-    samples = discover(raw_root, splits=(split,))[split]
-    if limit:
-        samples = [s for lab in (0, 1) for s in [x for x in samples if x.label == lab][:limit]]
     report = RunReport("robustness")
-    good = set(check_files([s.path for s in samples], policy=policy, report=report))
-    samples = [s for s in samples if s.path in good]
+    samples = _readable_samples(raw_root, split, limit, policy, report)
     rows, reference = [], None
     for name, kind, level in tqdm(list(perturbations), desc="perturbations", disable=not progress):
         ds = inference_dataset(
@@ -95,16 +120,9 @@ def evaluate_robustness(
         )
         p, idx = score_dataset(model, ds, opts, batch_size, str(device), progress)
         y = np.array([samples[i].label for i in idx])
-        m = compute_metrics(y, p, 0.5)
-        row: dict[str, Any] = {"perturbation": name, "kind": kind or "none", "level": level, "n": int(len(y))}
-        row.update({k: float(m[k]) for k in ("acc", "real_acc", "fake_acc", "ap", "roc_auc", "eer")})
-        row["acc_val_thr"] = float(compute_metrics(y, p, thr)["acc"])
-        if n_boot:
-            for metric in ("roc_auc", "ap"):
-                _, lo, hi = bootstrap_ci(y, p, metric, n_boot=n_boot, seed=seed)
-                row[f"{metric}_lo"], row[f"{metric}_hi"] = lo, hi
-        row["mean_p_fake"] = float(p.mean())
-        rows.append(row)
+        rows.append(
+            {"perturbation": name, "kind": kind or "none", "level": level, **_scores(y, p, thr, n_boot, seed)}
+        )
         if kind is None:
             reference = pd.DataFrame({"path": [str(samples[i].path) for i in idx], "label": y, "p_fake": p})
     df = pd.DataFrame(rows)

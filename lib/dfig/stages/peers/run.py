@@ -34,6 +34,45 @@ def _input_record(root: Path) -> dict[str, Any]:
     return {k: meta[k] for k in keep if k in meta}
 
 
+def _peer_record(name: str, fitted: Any, thr: float, seed: int, minutes: float, root: Path) -> dict[str, Any]:
+    """What a peer run is: the keys of ``train_<run>.json`` that describe the model, its choice and input."""
+    return {
+        "name": f"peer_{name}",
+        "peer": name,
+        "arch": fitted.peer.model,
+        "train_mode": "peer",
+        "tag": "peer",
+        "features": fitted.peer.kind,
+        "feature_options": {**fitted.peer.feature_kw},
+        "n_features": fitted.n_features,
+        "params": fitted.params,
+        "candidates": fitted.candidates,
+        "selection": "hyper-parameters by val ROC-AUC; threshold by val accuracy; test read once, after",
+        "threshold": thr,
+        "epochs": "n/a",
+        "train_minutes": minutes,
+        "seed": seed,
+        "pretrained_used": "none (classical peer)",
+        "dataroot": paths.rel(root),
+        "input_stage": _input_record(root),
+    }
+
+
+def _scores_record(
+    fitted: Any, y: np.ndarray, p: np.ndarray, thr: float, reports: dict[str, Any], seed: int, n_boot: int
+) -> dict[str, Any]:
+    """How a peer run scored: val/test metrics with intervals, test at the val threshold, skipped files."""
+    from dfig.core.metrics import compute_metrics, metrics_with_ci
+
+    return {
+        "val_metrics": metrics_with_ci(fitted.y_val, fitted.p_val, 0.5, n_boot=n_boot, seed=seed),
+        "test_metrics": metrics_with_ci(y, p, 0.5, n_boot=n_boot, seed=seed),
+        "test_metrics_at_val_threshold": compute_metrics(y, p, thr),
+        "data_report": {k: {**r.to_dict(), "stage": f"peer features {k}"} for k, r in reports.items()},
+        "skipped_files": sum(len(r.failed) for r in reports.values()),
+    }
+
+
 def run_peer(
     name: str,
     feature_root: str | os.PathLike[str],
@@ -56,7 +95,7 @@ def run_peer(
     and ``<out>/predictions/peer_<name>_{val,test}.csv`` (``path, label, p_fake, pred``).
     Returns the metrics dict written.
     """
-    from dfig.core.metrics import choose_threshold, compute_metrics, metrics_with_ci
+    from dfig.core.metrics import choose_threshold
     from dfig.stages.train import split_samples
 
     t0 = time.time()
@@ -80,30 +119,10 @@ def run_peer(
         "test": _write_predictions(base / "predictions" / f"{run}_test.csv", kept, y, p, record),
     }
     reports = {**fitted.reports, "test": rte}
+    minutes = (time.time() - t0) / 60
     meta = {
-        "name": run,
-        "peer": name,
-        "arch": fitted.peer.model,
-        "train_mode": "peer",
-        "tag": "peer",
-        "features": fitted.peer.kind,
-        "feature_options": {**fitted.peer.feature_kw},
-        "n_features": fitted.n_features,
-        "params": fitted.params,
-        "candidates": fitted.candidates,
-        "selection": "hyper-parameters by val ROC-AUC; threshold by val accuracy; test read once, after",
-        "threshold": thr,
-        "epochs": "n/a",
-        "train_minutes": (time.time() - t0) / 60,
-        "seed": seed,
-        "pretrained_used": "none (classical peer)",
-        "dataroot": paths.rel(root),
-        "input_stage": _input_record(root),
-        "val_metrics": metrics_with_ci(fitted.y_val, fitted.p_val, 0.5, n_boot=n_boot, seed=seed),
-        "test_metrics": metrics_with_ci(y, p, 0.5, n_boot=n_boot, seed=seed),
-        "test_metrics_at_val_threshold": compute_metrics(y, p, thr),
-        "data_report": {k: {**r.to_dict(), "stage": f"peer features {k}"} for k, r in reports.items()},
-        "skipped_files": sum(len(r.failed) for r in reports.values()),
+        **_peer_record(name, fitted, thr, seed, minutes, root),
+        **_scores_record(fitted, y, p, thr, reports, seed, n_boot),
         "predictions": {k: v.name for k, v in pred.items()},
     }
     if record:
