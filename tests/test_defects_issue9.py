@@ -39,3 +39,23 @@ def test_provenance_keeps_the_run_name_that_run_all_set() -> None:
     assert run_label("04_train", "") == "04_train"
     assert run_label("05_evaluate", "04_train__res50_mode0") == "05_evaluate"  # a session that ran another
     assert run_label("04_train", "04_training_other") == "04_train"
+
+
+def _save_rows(runs: list[str]) -> list[tuple[str, str]]:
+    cols = {"test_acc": 0.5, "ap": 0.5, "roc_auc": 0.5, "roc_auc_lo": 0.4, "roc_auc_hi": 0.6}
+    models = pd.DataFrame([{"run": r, **cols} for r in runs])
+    table, _ = evaluate.build_ablation_tables(models)["ablation_lnp_save"]
+    return [(row.input.split()[0], row.run) for row in table.itertuples()]
+
+
+def test_save_mode_ablation_follows_which_mode_the_main_runs_use() -> None:
+    # paper: the main runs are compat, the ablation run is clean
+    assert _save_rows(["res50_mode0", "res50_clean", "res50_rgb"]) == [
+        ("compat", "res50_mode0"),
+        ("clean", "res50_clean"),
+    ]
+    # sample: the main runs are clean (the recipe chosen on val), the ablation run is compat
+    assert _save_rows(["mobilev2_mode0", "mobilev2_compat"]) == [
+        ("compat", "mobilev2_compat"),
+        ("clean", "mobilev2_mode0"),
+    ]
