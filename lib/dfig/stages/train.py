@@ -126,6 +126,8 @@ class TrainOptions:
     allow_incomplete: bool = False  # train on a tree whose stage record says complete: false (warned,
     # recorded in the checkpoint and summary); default: refuse
     progress: bool = True  # tqdm bars
+    cache: str = "auto"  # ours: decode every image once into RAM (dfig.data.cache): auto = on CPU | on | off
+    max_cache_mb: float = 4096.0  # ours: above this estimated size the run streams from disk
 
     def __post_init__(self) -> None:
         self.train_mode = parse_mode(self.train_mode)
@@ -157,6 +159,7 @@ class TrainOptions:
                 self.batch_size >= 1 and self.niter >= 1 and self.train_repeats >= 1,
                 "batch_size, niter and train_repeats must be >= 1",
             ),
+            (self.cache in ("auto", "on", "off"), f"cache must be auto, on or off, got {self.cache!r}"),
             (bool(self.dataroot), "dataroot is required (an LNP tree {train,val,test}/{real,fake})"),
         ]
         for ok, msg in checks:
@@ -469,15 +472,29 @@ def augment_options(opts: TrainOptions, for_eval: bool = False) -> Any:
     )
 
 
-def build_dataset(samples: Sequence[Any], opts: TrainOptions, train: bool) -> Any:
-    """An ``ImageDataset`` over ``samples`` with the train or eval transform of ``opts``."""
+def build_dataset(samples: Sequence[Any], opts: TrainOptions, train: bool, cache: bool = False) -> Any:
+    """An ``ImageDataset`` (or, with ``cache``, a ``dfig.data.cache.CachedDataset``) over ``samples``."""
+    from dfig.data.cache import CachedDataset
     from dfig.data.dataset import ImageDataset, load_sample_image
     from dfig.data.transforms import build_transform
 
     tf = build_transform(augment_options(opts, for_eval=not train), train=train, normalize=opts.normalize)
-    return ImageDataset(
+    kind = CachedDataset if cache else ImageDataset
+    return kind(
         list(samples), tf, reader=region_reader(load_sample_image, opts.center_region), policy=opts.policy
     )
+
+
+def cache_decision(opts: TrainOptions, device: torch.device, train_samples: list, val_samples: list) -> Any:
+    """``dfig.data.cache.decide_cache`` for a run: cache or stream, the size estimate, the reason."""
+    from dfig.data import cache as dc
+    from dfig.data.dataset import load_sample_image
+
+    augment, eval_aug = augment_options(opts), augment_options(opts, for_eval=True)
+    reader = region_reader(load_sample_image, opts.center_region)
+    n_val = len(val_samples)
+    size = lambda: dc.estimate_mb([*train_samples, *val_samples], reader, augment, eval_aug, n_val)  # noqa: E731
+    return dc.decide_cache(opts.cache, device, size, dc.cache_blocker(augment, True), opts.max_cache_mb)
 
 
 class CenterRegion:
@@ -564,7 +581,7 @@ def _grid_crops(x: torch.Tensor, size: int, k: int) -> list[torch.Tensor]:
     return [x[..., y : y + size, xx : xx + size] for y in ys for xx in xs]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,
@@ -931,8 +948,11 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         rng = np.random.default_rng(opts.seed)
         keep = np.sort(rng.choice(len(train_samples), opts.max_train, replace=False))
         train_samples = [train_samples[i] for i in keep]
-    train_ds = build_dataset(train_samples, opts, train=True)
-    val_ds = build_dataset(samples["val"], opts, train=False)
+    cache = cache_decision(opts, device, train_samples, samples["val"])
+    if dist_info.is_main:
+        print(cache.reason, flush=True)
+    train_ds = build_dataset(train_samples, opts, train=True, cache=cache.use)
+    val_ds = build_dataset(samples["val"], opts, train=False, cache=cache.use)
     data_report = report_skipped({"train": train_ds, "val": val_ds}, print_it=dist_info.is_main)
     for split, ds in (("train", train_ds), ("val", val_ds)):
         check_both_classes(ds, Path(opts.dataroot) / split, data_report[split])
