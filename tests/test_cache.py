@@ -185,3 +185,12 @@ def test_training_with_the_cache_equals_streaming(tmp_path: Path, capsys: pytest
     for key in ("train_loss", "val_loss", "val_auc"):
         assert [r[key] for r in on["log"]] == [r[key] for r in off["log"]]
     assert all(torch.equal(v, off["model"][k]) for k, v in on["model"].items())
+
+
+def test_cache_option_on_the_command_line_and_validated() -> None:
+    from dfig.stages.train import TrainOptions, options_from_args
+
+    o = options_from_args(["--dataroot", "D", "--cache", "off", "--max_cache_mb", "10"])
+    assert (o.cache, o.max_cache_mb) == ("off", 10.0)
+    with pytest.raises(ValueError, match="cache must be one of"):
+        TrainOptions(dataroot="D", cache="yes").validate()

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from dfig import io, paths
+from dfig.data.cache import CACHE_MODES, DEFAULT_MAX_CACHE_MB
 
 TRAIN_MODES: tuple[Any, ...] = (0, 1, 2, "lnp", "spec")
 ARCHS: tuple[str, ...] = ("res50", "mobilev2", "res34")
@@ -127,7 +128,7 @@ class TrainOptions:
     # recorded in the checkpoint and summary); default: refuse
     progress: bool = True  # tqdm bars
     cache: str = "auto"  # ours: decode every image once into RAM (dfig.data.cache): auto = on CPU | on | off
-    max_cache_mb: float = 4096.0  # ours: above this estimated size the run streams from disk
+    max_cache_mb: float = DEFAULT_MAX_CACHE_MB  # ours: above this estimated size the run streams from disk
 
     def __post_init__(self) -> None:
         self.train_mode = parse_mode(self.train_mode)
@@ -159,7 +160,7 @@ class TrainOptions:
                 self.batch_size >= 1 and self.niter >= 1 and self.train_repeats >= 1,
                 "batch_size, niter and train_repeats must be >= 1",
             ),
-            (self.cache in ("auto", "on", "off"), f"cache must be auto, on or off, got {self.cache!r}"),
+            (self.cache in CACHE_MODES, f"cache must be one of {CACHE_MODES}, got {self.cache!r}"),
             (bool(self.dataroot), "dataroot is required (an LNP tree {train,val,test}/{real,fake})"),
         ]
         for ok, msg in checks:
