@@ -29,7 +29,8 @@ mode 0, 128 px random crops + flip, batch 32, from scratch, fp32; defaults when 
   apart), crops and flips from RAM, ``channels_last`` model and input, torch threads = cores
   (:func:`dfig.accel.configure_cpu`).
 
-It also times ``ours`` on a resident random batch (``model_only``: the data path's cost removed), counts
+The configurations are timed in ``--rounds`` alternating rounds (a change of the machine's load hits
+them alike) and the median images/s of each is reported. It also times ``ours`` on a resident random batch (``model_only``: the data path's cost removed), counts
 the FLOPs of one step (3 x the forward counted by ``torch.utils.flop_counter``; the FFT of the spectra
 is not counted) and measures a dense 3x3 convolution's GFLOP/s as this CPU's practical peak in the same run,
 then prints the achieved GFLOP/s, the ratio and what limits it.
@@ -179,31 +180,56 @@ def cached_dataset(samples: list[Sample], crop: int):
     return CachedDataset(samples, tf)
 
 
-def time_steps(a: argparse.Namespace, ds, channels_last: bool, workers: int = 0, resident: bool = False):
-    """Seconds of ``a.steps`` training steps (after ``a.warmup``) of a fresh model on ``ds``."""
-    from dfig.accel import fast_cpu_model
-    from dfig.core.models import build_detector
+class StepTimer:
+    """A fresh model, optimiser and loader for one configuration; :meth:`run` times ``n`` steps."""
 
-    torch.manual_seed(0)
-    dev = torch.device("cpu")
-    model = fast_cpu_model(build_detector(a.arch, a.train_mode), channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    total = (a.warmup + a.steps) * a.batch_size
-    sampler = torch.utils.data.RandomSampler(
-        ds, num_samples=total, generator=torch.Generator().manual_seed(0)
-    )
-    loader = torch.utils.data.DataLoader(
-        ds, batch_size=a.batch_size, sampler=sampler, num_workers=workers, drop_last=True
-    )
-    it = iter(loader)
-    fixed = next(it) if resident else None
-    for _ in range(a.warmup):
-        train_step(model, fixed or next(it), opt, dev, channels_last=channels_last)
-    t = time.perf_counter()
-    for _ in range(a.steps):
-        loss = train_step(model, fixed or next(it), opt, dev, channels_last=channels_last)
-    sec = time.perf_counter() - t
-    return {"img_s": a.steps * a.batch_size / sec, "seconds": sec, "final_loss": float(loss)}
+    def __init__(
+        self, a: argparse.Namespace, ds, channels_last: bool, workers: int = 0, resident: bool = False
+    ) -> None:
+        from dfig.accel import fast_cpu_model
+        from dfig.core.models import build_detector
+
+        torch.manual_seed(0)
+        self.model = fast_cpu_model(build_detector(a.arch, a.train_mode), channels_last)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.channels_last, self.batch_size = channels_last, a.batch_size
+        sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=10**9)
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=a.batch_size, sampler=sampler, num_workers=workers, drop_last=True
+        )
+        self.it = iter(loader)
+        self.fixed = next(self.it) if resident else None
+        self.rates: list[float] = []
+        self.run(a.warmup, record=False)
+
+    def run(self, n: int, record: bool = True) -> None:
+        """``n`` training steps (data loading included unless resident); records images/s."""
+        t = time.perf_counter()
+        for _ in range(n):
+            batch = self.fixed if self.fixed is not None else next(self.it)
+            self.loss = train_step(
+                self.model, batch, self.opt, torch.device("cpu"), channels_last=self.channels_last
+            )
+        if record and n:
+            self.rates.append(n * self.batch_size / (time.perf_counter() - t))
+
+    def result(self) -> dict:
+        r = sorted(self.rates)
+        return {
+            "img_s": r[len(r) // 2],
+            "img_s_best": r[-1],
+            "rounds": len(r),
+            "final_loss": float(self.loss),
+        }
+
+
+def interleaved(a: argparse.Namespace, timers: dict[str, StepTimer]) -> dict[str, dict]:
+    """Time the configurations in alternating rounds (a load change hits all alike); median img/s each."""
+    per_round = max(1, a.steps // a.rounds)
+    for _ in range(a.rounds):
+        for t in timers.values():
+            t.run(per_round)
+    return {k: t.result() for k, t in timers.items()}
 
 
 def step_flops(a: argparse.Namespace) -> int:
@@ -246,16 +272,20 @@ def cpu_compare(a: argparse.Namespace, files: list, info: dict) -> dict:
 
     threads = configure_cpu(a.threads)
     samples = labelled(files)
-    orig = time_steps(a, original_dataset(samples, a.crop_size), False, workers=a.orig_workers)
-    print(f"  (a) original loop (PIL + torchvision per step, NCHW, {a.orig_workers} workers): {orig}")
     t = time.perf_counter()
     ds = cached_dataset(samples, a.crop_size)
     build_s = time.perf_counter() - t
-    ours = time_steps(a, ds, True)
+    timers = {
+        "original": StepTimer(a, original_dataset(samples, a.crop_size), False, workers=a.orig_workers),
+        "ours": StepTimer(a, ds, True),
+        "ours_nchw": StepTimer(a, ds, False),
+        "model_only": StepTimer(a, ds, True, resident=True),
+    }
+    res = interleaved(a, timers)
+    orig, ours, nchw, resident = (res[k] for k in ("original", "ours", "ours_nchw", "model_only"))
+    print(f"  (a) original loop (PIL + torchvision per step, NCHW, {a.orig_workers} workers): {orig}")
     print(f"  (b) ours (cache, channels_last, {threads['threads']} threads): {ours}")
     print(f"      cache built once in {build_s:.2f} s ({len(ds)} images, {ds.nbytes / 2**20:.0f} MB)")
-    nchw = time_steps(a, ds, False)
-    resident = time_steps(a, ds, True, resident=True)
     print(
         f"      cache + NCHW: {nchw['img_s']:.1f} img/s; model only (resident batch): {resident['img_s']:.1f}"
     )
@@ -275,7 +305,7 @@ def cpu_compare(a: argparse.Namespace, files: list, info: dict) -> dict:
     settings = {
         "arch": a.arch, "train_mode": str(a.train_mode), "crop_size": a.crop_size,
         "batch_size": a.batch_size, "steps": a.steps, "warmup": a.warmup, "n_images": len(files),
-        "orig_workers": a.orig_workers, "threads": threads, "load_average": os.getloadavg(),
+        "orig_workers": a.orig_workers, "rounds": a.rounds, "threads": threads, "load_average": os.getloadavg(),
         "original": orig, "ours": ours, "ours_nchw": nchw, "model_only": resident,
         "cache_build_seconds": build_s, "cache_mb": ds.nbytes / 2**20,
     }  # fmt: skip
@@ -308,7 +338,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--train_mode", default="0", help="0 | 1 | 2 | lnp | spec")
     ap.add_argument("--crop_size", type=int, default=None, help="default: CPU 128, CUDA 224")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps per configuration (CPU 12, CUDA 30)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per configuration (CPU 24, CUDA 30)")
+    ap.add_argument("--rounds", type=int, default=6, help="CPU: alternating timing rounds (median reported)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (CPU 2, CUDA 5)")
     ap.add_argument("--batch_size", type=int, default=None, help="default: CPU 32, CUDA 64")
     ap.add_argument("--n_images", type=int, default=512, help="distinct images drawn from --images")
@@ -326,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
     dev = check_device(a.device)
     cpu = dev.type == "cpu"
     for name, on_cpu, on_gpu in (
-        ("arch", "mobilev2", "res50"), ("crop_size", 128, 224), ("steps", 12, 30),
+        ("arch", "mobilev2", "res50"), ("crop_size", 128, 224), ("steps", 24, 30),
         ("warmup", 2, 5), ("batch_size", 32, 64),
     ):  # fmt: skip
         if getattr(a, name) is None:

@@ -308,7 +308,7 @@ def test_bench_train_cpu_comparison_runs_and_writes_json(tmp_path: Path) -> None
             "--batch_size",
             "4",
         ]
-        argv += ["--steps", "1", "--warmup", "0", "--n_images", "8", "--peak_seconds", "0.1"]
+        argv += ["--steps", "2", "--rounds", "2", "--warmup", "0", "--n_images", "8", "--peak_seconds", "0.1"]
         res = bench.main([*argv, "--json", str(tmp_path / "b.json")])
     finally:
         sys.path.remove(str(paths.root() / "benchmarks"))
@@ -316,4 +316,4 @@ def test_bench_train_cpu_comparison_runs_and_writes_json(tmp_path: Path) -> None
     assert saved["stage"] == "train-cpu" and saved["speedup"] == pytest.approx(res["speedup"])
     assert saved["naive_img_s"] > 0 and saved["ours_img_s"] > 0 and saved["conv_peak_gflops"] > 0
     assert saved["gflops"]["ours"] > 0 and saved["limit"] and saved["cpu_flags"]["torch_capability"]
-    assert saved["settings"]["cache_mb"] > 0
+    assert saved["settings"]["cache_mb"] > 0 and saved["settings"]["ours"]["rounds"] == 2
