@@ -257,15 +257,3 @@ class CachedDataset(Dataset):
         top = int(torch.randint(0, h - c + 1, (), generator=g))
         left = int(torch.randint(0, w - c + 1, (), generator=g))
         return t[:, top : top + c, left : left + c]
-
-
-def describe(ds: Any) -> str:
-    """One line: how many images a dataset holds in RAM and how much (or that it streams)."""
-    if isinstance(ds, CachedDataset):
-        return f"{len(ds)} images in RAM ({ds.nbytes / 2**20:.0f} MB, {_dtypes(ds)})"
-    return f"{len(ds)} images streamed from disk"
-
-
-def _dtypes(ds: CachedDataset) -> str:
-    kinds = sorted({str(t.dtype).replace("torch.", "") for t in ds.images})
-    return "/".join(kinds) if kinds else "empty"
