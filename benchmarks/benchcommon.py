@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from dfig import paths
-from dfig.accel import device_info
+from dfig.accel import cpu_flags, device_info
 from dfig.data.layout import IMAGE_EXTS, list_images
 
 
@@ -67,6 +67,12 @@ def header(stage: str, device: torch.device, **extra: Any) -> dict[str, Any]:
         + (f", CUDA {info['cuda']}" if info["cuda"] else "")
         + f", {torch.get_num_threads()} torch threads"
     )
+    flags = cpu_flags()
+    info["cpu_flags"] = flags
+    print(
+        f"  CPU flags: {' '.join(flags['flags']) or 'none of interest'}; torch CPU kernels "
+        f"{flags['torch_capability']}, oneDNN {'on' if flags['mkldnn'] else 'off'}"
+    )
     for k, v in extra.items():
         print(f"  {k}: {v}")
     return info
@@ -93,6 +99,7 @@ def finish(
         "gpu_name": info["gpu_name"],
         "cpu": info["cpu"],
         "torch": info["torch"],
+        "cpu_flags": info.get("cpu_flags"),
         "naive_img_s": naive,
         "ours_img_s": ours,
         "speedup": ours / naive if naive > 0 else float("nan"),

@@ -290,3 +290,55 @@ def test_train_with_amp_channels_last_and_workers_on_cpu(tmp_path: Path) -> None
     res = train(opts)
     assert res["precision"] == "bf16" and res["epochs"] == 1
     assert np.isfinite(res["last_epoch_log"]["train_loss"])
+
+
+def test_cpu_settings_and_flags() -> None:
+    before = torch.get_num_threads()
+    try:
+        rec = accel.configure_cpu(1)
+        assert rec["threads"] == 1 == torch.get_num_threads() and rec["cores"] >= 1
+    finally:
+        torch.set_num_threads(before)
+    f = accel.cpu_flags()
+    assert set(f["flags"]) <= set(accel.CPU_FLAGS_OF_INTEREST) and f["torch_capability"]
+    m = accel.fast_cpu_model(torch.nn.Conv2d(3, 4, 3))
+    assert m.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_bench_train_cpu_comparison_runs_and_writes_json(tmp_path: Path) -> None:
+    """The CPU comparison of benchmarks/bench_train.py on a few tiny images: ratio, GFLOP/s, limit."""
+    import importlib
+    import sys
+
+    from PIL import Image
+
+    from dfig import paths
+
+    for cls in ("real", "fake"):
+        (tmp_path / "img" / "train" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(make_image(0, "train", cls, i, size=48)).save(
+                tmp_path / "img" / "train" / cls / f"{i}.png"
+            )
+    sys.path.insert(0, str(paths.root() / "benchmarks"))
+    try:
+        bench = importlib.import_module("bench_train")
+        argv = [
+            "--device",
+            "cpu",
+            "--images",
+            str(tmp_path / "img"),
+            "--crop_size",
+            "32",
+            "--batch_size",
+            "4",
+        ]
+        argv += ["--steps", "2", "--rounds", "2", "--warmup", "0", "--n_images", "8", "--peak_seconds", "0.1"]
+        res = bench.main([*argv, "--json", str(tmp_path / "b.json")])
+    finally:
+        sys.path.remove(str(paths.root() / "benchmarks"))
+    saved = json.loads((tmp_path / "b.json").read_text())
+    assert saved["stage"] == "train-cpu" and saved["speedup"] == pytest.approx(res["speedup"])
+    assert saved["naive_img_s"] > 0 and saved["ours_img_s"] > 0 and saved["conv_peak_gflops"] > 0
+    assert saved["gflops"]["ours"] > 0 and saved["limit"] and saved["cpu_flags"]["torch_capability"]
+    assert saved["settings"]["cache_mb"] > 0 and saved["settings"]["ours"]["rounds"] == 2

@@ -207,6 +207,57 @@ def device_info(device: str | torch.device) -> dict[str, Any]:
     }
 
 
+#: CPU flags worth naming next to a CPU benchmark (vector units the conv kernels use)
+CPU_FLAGS_OF_INTEREST: tuple[str, ...] = (
+    "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile",
+)  # fmt: skip
+
+
+def cpu_flags() -> dict[str, Any]:
+    """The CPU's vector flags of interest (``/proc/cpuinfo``) and torch's kernel capability level."""
+    import torch
+
+    flags: set[str] = set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return {
+        "flags": [f for f in CPU_FLAGS_OF_INTEREST if f in flags],
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkldnn": bool(torch.backends.mkldnn.is_available()),
+    }
+
+
+def configure_cpu(num_threads: int = 0) -> dict[str, Any]:
+    """Thread settings for a CPU training run; returns what is in force.
+
+    Arguments: ``num_threads`` torch intra-op threads (0 = leave torch's default, one per core).
+    Returns: ``{"threads", "interop_threads", "cores"}``.
+    """
+    import os
+
+    import torch
+
+    if num_threads > 0:
+        torch.set_num_threads(int(num_threads))
+    return {
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "cores": os.cpu_count(),
+    }
+
+
+def fast_cpu_model(model: torch.nn.Module, channels_last: bool = True) -> torch.nn.Module:
+    """The model in ``channels_last`` memory format (oneDNN's native layout on CPU: no reorders)."""
+    import torch
+
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
 __all__ = [
     "PRECISIONS",
     "PRECISION_CHOICES",
@@ -222,4 +273,8 @@ __all__ = [
     "drain_done",
     "stack_pinned",
     "device_info",
+    "CPU_FLAGS_OF_INTEREST",
+    "cpu_flags",
+    "configure_cpu",
+    "fast_cpu_model",
 ]

@@ -248,6 +248,11 @@ class ImageTransform:
         return _normalize(t.contiguous(), self.normalize, o.lnp_scale)
 
 
+def normalize_tensor(t: torch.Tensor, how: str, lnp_scale: float) -> torch.Tensor:
+    """Normalise a ``[..., 3, H, W]`` float tensor in :data:`NORMALIZATIONS` mode ``how`` (see the module)."""
+    return _normalize(t, how, lnp_scale)
+
+
 def _normalize(t: torch.Tensor, how: str, lnp_scale: float) -> torch.Tensor:
     if how == "imagenet":
         mean = torch.tensor(IMAGENET_MEAN, dtype=t.dtype).view(3, 1, 1)

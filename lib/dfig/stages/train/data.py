@@ -25,6 +25,7 @@ __all__ = [
     "augment_options",
     "build_dataset",
     "build_loaders",
+    "cache_decision",
     "center_region",
     "check_both_classes",
     "check_input_complete",
@@ -165,15 +166,33 @@ def augment_options(opts: TrainOptions, for_eval: bool = False) -> Any:
     )
 
 
-def build_dataset(samples: Sequence[Any], opts: TrainOptions, train: bool) -> Any:
-    """An ``ImageDataset`` over ``samples`` with the train or eval transform of ``opts``."""
+def build_dataset(samples: Sequence[Any], opts: TrainOptions, train: bool, cache: bool = False) -> Any:
+    """An ``ImageDataset`` (or, with ``cache``, a :class:`dfig.data.cache.CachedDataset`) over ``samples``.
+
+    Arguments: ``samples``; ``opts`` (transform, centre region, bad-file policy); ``train`` (random or
+    eval transform); ``cache`` (decode every file once into RAM). Returns: the dataset.
+    """
+    from dfig.data.cache import CachedDataset
     from dfig.data.dataset import ImageDataset, load_sample_image
     from dfig.data.transforms import build_transform
 
     tf = build_transform(augment_options(opts, for_eval=not train), train=train, normalize=opts.normalize)
-    return ImageDataset(
+    kind = CachedDataset if cache else ImageDataset
+    return kind(
         list(samples), tf, reader=region_reader(load_sample_image, opts.center_region), policy=opts.policy
     )
+
+
+def cache_decision(opts: TrainOptions, device: torch.device, train_samples: list, val_samples: list) -> Any:
+    """:func:`dfig.data.cache.decide_cache` for a run: cache or stream, the size estimate, the reason."""
+    from dfig.data import cache as dc
+    from dfig.data.dataset import load_sample_image
+
+    augment, eval_aug = augment_options(opts), augment_options(opts, for_eval=True)
+    reader = region_reader(load_sample_image, opts.center_region)
+    n_val = len(val_samples)
+    size = lambda: dc.estimate_mb([*train_samples, *val_samples], reader, augment, eval_aug, n_val)  # noqa: E731
+    return dc.decide_cache(opts.cache, device, size, dc.cache_blocker(augment, True), opts.max_cache_mb)
 
 
 class CenterRegion:
@@ -267,10 +286,11 @@ class TrainData:
     features: dict[str, Any] | None
 
 
-def build_loaders(opts: TrainOptions, dist_info: DistInfo) -> TrainData:
+def build_loaders(opts: TrainOptions, dist_info: DistInfo, device: torch.device | None = None) -> TrainData:
     """Check the input tree, list its splits and build the train/val datasets of ``opts``.
 
-    Arguments: ``opts``; ``dist_info`` (only rank 0 prints the bad-file summary). Returns:
+    Arguments: ``opts``; ``dist_info`` (only rank 0 prints the bad-file summary and the cache
+    decision); ``device`` (``cache: auto`` caches on CPU). Returns:
     :class:`TrainData` (loaders are made per epoch from it by :func:`data_loader`). Raises
     ``FileNotFoundError``/``ValueError`` naming the folder for a missing, incomplete or one-class split.
     """
@@ -281,8 +301,11 @@ def build_loaders(opts: TrainOptions, dist_info: DistInfo) -> TrainData:
         rng = np.random.default_rng(opts.seed)
         keep = np.sort(rng.choice(len(train_samples), opts.max_train, replace=False))
         train_samples = [train_samples[i] for i in keep]
-    train_ds = build_dataset(train_samples, opts, train=True)
-    val_ds = build_dataset(samples["val"], opts, train=False)
+    cache = cache_decision(opts, device or torch.device("cpu"), train_samples, samples["val"])
+    if dist_info.is_main:
+        print(cache.reason, flush=True)
+    train_ds = build_dataset(train_samples, opts, train=True, cache=cache.use)
+    val_ds = build_dataset(samples["val"], opts, train=False, cache=cache.use)
     report = report_skipped({"train": train_ds, "val": val_ds}, print_it=dist_info.is_main)
     for split, ds in (("train", train_ds), ("val", val_ds)):
         check_both_classes(ds, Path(opts.dataroot) / split, report[split])

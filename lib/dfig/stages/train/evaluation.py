@@ -33,7 +33,7 @@ def _grid_crops(x: torch.Tensor, size: int, k: int) -> list[torch.Tensor]:
     return [x[..., y : y + size, xx : xx + size] for y in ys for xx in xs]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,

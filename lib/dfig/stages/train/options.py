@@ -19,6 +19,7 @@ from typing import Any
 from dfig import paths
 from dfig.core.models.backbones import ARCHS
 from dfig.core.models.fusion import TRAIN_MODES
+from dfig.data.cache import CACHE_MODES, DEFAULT_MAX_CACHE_MB
 
 __all__ = [
     "ARCHS",
@@ -114,6 +115,8 @@ class TrainOptions:
     allow_incomplete: bool = False  # train on a tree whose stage record says complete: false (warned,
     # recorded in the checkpoint and summary); default: refuse
     progress: bool = True  # tqdm bars
+    cache: str = "auto"  # ours: decode every image once into RAM (dfig.data.cache): auto = on CPU | on | off
+    max_cache_mb: float = DEFAULT_MAX_CACHE_MB  # ours: above this estimated size the run streams from disk
 
     def __post_init__(self) -> None:
         self.train_mode = parse_mode(self.train_mode)
@@ -146,6 +149,7 @@ class TrainOptions:
                 "batch_size, epochs and train_repeats must be >= 1",
             ),
             (self.load_size >= 0, f"load_size must be >= 0 (0 = no resize), got {self.load_size}"),
+            (self.cache in CACHE_MODES, f"cache must be one of {CACHE_MODES}, got {self.cache!r}"),
             (bool(self.dataroot), "dataroot is required (an LNP tree {train,val,test}/{real,fake})"),
         ]
         for ok, msg in checks:

@@ -99,7 +99,7 @@ def setup(opts: TrainOptions, t_start: float) -> Run:
         from dfig.clierrors import check_writable
 
         check_writable(opts.run_dir, "--checkpoints_dir")
-    data = build_loaders(opts, dist_info)
+    data = build_loaders(opts, dist_info, device)
     state = build_state(opts, device, t_start)
     if opts.resume:
         latest = opts.run_dir / LATEST
