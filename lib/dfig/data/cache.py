@@ -257,3 +257,16 @@ class CachedDataset(Dataset):
         top = int(torch.randint(0, h - c + 1, (), generator=g))
         left = int(torch.randint(0, w - c + 1, (), generator=g))
         return t[:, top : top + c, left : left + c]
+
+
+__all__ = [
+    "CACHE_MODES",
+    "CacheDecision",
+    "CachedDataset",
+    "DEFAULT_MAX_CACHE_MB",
+    "cache_blocker",
+    "decide_cache",
+    "estimate_mb",
+    "prepare_image",
+    "resize_like_transform",
+]
