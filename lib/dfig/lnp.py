@@ -4,8 +4,5 @@ import sys
 
 from dfig.stages.lnp import main
 
-__all__ = []
-
-
 if __name__ == "__main__":
     sys.exit(main())
