@@ -158,3 +158,13 @@ def test_checkpoint_written_with_the_old_option_names_loads_for_inference(tmp_pa
     assert (o.epochs, o.load_size, o.crop_size, o.eval_crop_size, o.center_region) == (4, 0, 96, 80, 120)
     aug = augment_options(o, for_eval=True)
     assert aug.no_resize and aug.crop_size == 80
+
+
+def test_predict_uses_the_same_names_and_keeps_the_original_flags() -> None:
+    from dfig.stages.predict import build_parser
+
+    base = ["--model_path", "m.pth", "--input_dir", "d"]
+    ours = build_parser().parse_args([*base, "--arch", "res50", "--train_mode", "1"])
+    original = build_parser().parse_args([*base, "--backbone", "res50", "--mode", "1"])
+    assert (ours.arch, ours.train_mode) == (original.arch, original.train_mode) == ("res50", "1")
+    assert "--backbone" in build_parser().format_help() and "--mode" in build_parser().format_help()

@@ -27,6 +27,7 @@ and are listed in ``df.attrs``.
 """
 
 from dfig.stages.predict.cli import (
+    build_parser,
     check_destination,
     default_output_csv,
     main,
@@ -68,6 +69,7 @@ __all__ = [
     "InputMismatchWarning",
     "PipelineMismatchError",
     "build_feature_pipeline",
+    "build_parser",
     "check_destination",
     "default_output_csv",
     "describe_expected",

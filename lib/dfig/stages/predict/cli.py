@@ -80,21 +80,27 @@ def summary(df: Any) -> dict[str, Any]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m dfig.predict --backbone res50 --mode 0 --model_path F --input_dir D [--raw]``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m dfig.predict`` (``--backbone``/``--mode``: aliases). Returns: the parser."""
     ap = argparse.ArgumentParser(
         prog="python -m dfig.predict", description="Score a folder with a trained detector."
     )
     ap.add_argument("--model_path", required=True, help="model_epoch_best.pth of a dfig.stages.train run")
     ap.add_argument("--input_dir", required=True, help="LNP folder (or raw photos with --raw)")
     ap.add_argument(
-        "--backbone",
         "--arch",
-        dest="backbone",
+        "--backbone",
+        dest="arch",
         default=None,
-        help="res50 | mobilev2 | res34: checked against the checkpoint",
+        help="res50 | mobilev2 | res34: checked against the checkpoint (alias: --backbone, the original flag)",
     )
-    ap.add_argument("--mode", default=None, help="0 | 1 | 2 | lnp | spec: checked against the checkpoint")
+    ap.add_argument(
+        "--train_mode",
+        "--mode",
+        dest="train_mode",
+        default=None,
+        help="0 | 1 | 2 | lnp | spec: checked against the checkpoint (alias: --mode, the original flag)",
+    )
     ap.add_argument("--raw", action="store_true", help="input_dir holds raw photos: segment -> LNP in memory")
     ap.add_argument("--output_csv", default=None, help="default: next to the checkpoint")
     ap.add_argument("--threshold", default="0.5", help="0.5 (default), a number, or 'val' (the checkpoint's)")
@@ -109,6 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"refuse larger images (default {MAX_PIXELS}; 0: no limit)",
     )
     ap.add_argument("--no_progress", action="store_true")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m dfig.predict --arch res50 --train_mode 0 --model_path F --input_dir D [--raw]``.
+
+    ``--backbone`` and ``--mode`` (the original DFIG script's flags) are aliases of ``--arch`` and
+    ``--train_mode``, the names the training options, profiles and notebooks use.
+    """
+    ap = build_parser()
     a = ap.parse_args(argv)
     from dfig.clierrors import USER_ERRORS, fail
 
@@ -150,8 +166,8 @@ def _run_cli(a: argparse.Namespace) -> tuple[Any, Path]:
         a.model_path,
         a.input_dir,
         raw=a.raw,
-        backbone=a.backbone,
-        mode=a.mode,
+        backbone=a.arch,
+        mode=a.train_mode,
         batch_size=a.batch_size,
         device=a.device,
         threshold=thr,
@@ -162,7 +178,7 @@ def _run_cli(a: argparse.Namespace) -> tuple[Any, Path]:
     return df, write_predictions(df, dest, a.input_dir, overwrite=a.overwrite)
 
 
-__all__ = ["check_destination", "default_output_csv", "main", "summary", "write_predictions"]
+__all__ = ["build_parser", "check_destination", "default_output_csv", "main", "summary", "write_predictions"]
 
 
 if __name__ == "__main__":
