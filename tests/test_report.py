@@ -47,6 +47,8 @@ def _fake_results(profile: str) -> None:
                 "tag": "",
                 "features": "lnp",
                 "epochs": 3,
+                "best_epoch": 2,
+                "stopped_by": "epochs",
                 "train_minutes": 1.5,
                 "threshold": 0.5,
             },
@@ -97,6 +99,8 @@ def test_pdf_prints_the_numbers_of_the_results_files(built) -> None:
     for row in data["tables"]["table6_fusion"]["rows"]:
         assert row[0].split(" (")[0] in text
     assert "reported" in text
+    assert r["best_epoch"] == 2 and r["stopped_by"] == "epochs", "the models table says how each run ended"
+    assert "3 (best 2; epochs)" in text, "and so does the paper"
 
 
 def test_evaluate_still_offers_the_table_builders() -> None:

@@ -79,7 +79,9 @@ def _caption(name: str, profile: str) -> str:
 
 def _fig(name: str, profile: str) -> str | None:
     p = paths.figures_dir(profile) / f"{name}.png"
-    return str(p.resolve()) if p.exists() else None  # typst runs with root "/" (see build_paper)
+    # relative to reports/<profile>/ (paper_data.json is committed: no machine path); build_paper
+    # gives typst that folder as the input ``reports``
+    return p.relative_to(paths.reports_dir(profile)).as_posix() if p.exists() else None
 
 
 def _fmt_models(r: pd.Series) -> list[str]:
@@ -93,9 +95,16 @@ def _fmt_models(r: pd.Series) -> list[str]:
         fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"]),
         fmt(r["eer"]),
         fmt(r["test_acc_at_val_threshold"]),
-        fmt(r["epochs"], 0),
+        epochs_cell(r),
         fmt(r["train_minutes"], 1),
     ]
+
+
+def epochs_cell(r: pd.Series) -> str:
+    """``"8 (best 2; epochs)"``: epochs run, the best-val epoch and why training stopped (peers: n/a)."""
+    if r.get("family") == "peer" or pd.isna(r.get("best_epoch", float("nan"))):
+        return fmt(r["epochs"], 0)
+    return f"{fmt(r['epochs'], 0)} (best {fmt(r['best_epoch'], 0)}; {r.get('stopped_by') or '?'})"
 
 
 def _fmt_backbones(r: pd.Series) -> list[str]:
@@ -139,7 +148,7 @@ _PAIR_HEADER = ["variant"] + [f"{n}: {s}" for n in BACKBONE_NAMES.values() for s
 _ABLATION_HEADER = ["input", "run", "test acc %", "AP", "ROC-AUC [95% CI]"]
 #: the paper's tables, in order: file name -> (header, row formatter, left out when it has no rows)
 TABLE_FORMATS: dict[str, tuple[list[str], Callable[[pd.Series], list[str]], bool]] = {
-    "models": ([*_MODELS_HEADER, "acc @ val thr", "epochs", "min"], _fmt_models, False),
+    "models": ([*_MODELS_HEADER, "acc @ val thr", "epochs (best; stop)", "min"], _fmt_models, False),
     "table1_2_backbones": (
         ["backbone", "val acc %", "val acc % (rep.)", "test acc %", "test acc % (rep.)"]
         + ["test AUC", "test AP", "train min", "train h (rep.)"],
@@ -280,7 +289,7 @@ PAPER_FIGURES = (
 
 
 def _figures(profile: str, best: dict[str, Any] | None) -> dict[str, str]:
-    """Absolute paths of the paper's figures that exist, by name."""
+    """The paper's figures that exist, by name: paths relative to ``reports/<profile>/``."""
     curves = f"curves_{best['mode0_run'] if best and 'mode0_run' in best else ''}"
     return {k: v for k in (*PAPER_FIGURES, curves) if (v := _fig(k, profile))}
 
@@ -325,6 +334,17 @@ def paper_data(profile: str) -> dict[str, Any]:
     }
 
 
+def typst_inputs(profile_or_dir: str | Path) -> dict[str, str]:
+    """What ``paper/main.typ`` reads at compile time (never written to a file): the absolute paths of
+    ``paper_data.json`` and of the reports folder its figure paths are relative to.
+
+    Arguments: a profile name or its reports folder. Returns: ``{"data", "reports"}``.
+    """
+    folder = profile_or_dir if isinstance(profile_or_dir, Path) else paths.reports_dir(profile_or_dir)
+    folder = Path(folder).resolve()
+    return {"data": str(folder / "paper_data.json"), "reports": str(folder)}
+
+
 def build_paper(profile: str, publish: bool = False) -> Path:
     """Write paper_data.json and compile paper/main.typ to reports/<profile>/DFIG_v2.pdf (and publish)."""
     import typst
@@ -340,7 +360,7 @@ def build_paper(profile: str, publish: bool = False) -> Path:
             str(paths.paper_dir() / "main.typ"),
             output=str(tmp),
             root="/",
-            sys_inputs={"data": str(data_path.resolve())},
+            sys_inputs=typst_inputs(profile),
         )
     io.record_provenance(pdf)
     if publish:
@@ -354,9 +374,12 @@ def preview_first_page(pdf: Path) -> Any:
     import typst
     from IPython.display import Image
 
-    data_path = str((pdf.parent / "paper_data.json").resolve())
     pages = typst.compile(
-        str(paths.paper_dir() / "main.typ"), format="png", ppi=60, root="/", sys_inputs={"data": data_path}
+        str(paths.paper_dir() / "main.typ"),
+        format="png",
+        ppi=60,
+        root="/",
+        sys_inputs=typst_inputs(pdf.parent),
     )
     first = pages[0] if isinstance(pages, list) else pages
     return Image(data=first)
@@ -368,6 +391,8 @@ __all__ = [
     "TABLE_FORMATS",
     "banner",
     "build_paper",
+    "epochs_cell",
+    "typst_inputs",
     "fmt",
     "fmt_ci",
     "format_tables",

@@ -57,6 +57,8 @@ def _row(run: Run, n_boot: int, seed: int) -> dict[str, Any]:
             "val_threshold": run.threshold,
             "test_acc_at_val_threshold": m_thr["acc"],
             "epochs": run.meta.get("epochs"),
+            "best_epoch": run.meta.get("best_epoch"),
+            "stopped_by": run.meta.get("stopped_by", "n/a" if run.family == "peer" else ""),
             "train_minutes": run.meta.get("train_minutes"),
             "n_test": len(y),
             "pretrained": run.meta.get("pretrained_used", ""),
