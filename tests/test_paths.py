@@ -200,3 +200,24 @@ def test_run_all_executed_notebooks_name_no_machine_path(run_all, tmp_path: Path
     text = (executed / "98_paths.ipynb").read_text()
     assert "$DFIG_WORK/pathsprof" in text and "./pretrained" in text  # printed, then made portable
     assert machine_paths(paths.reports_dir("pathsprof"), (str(tmp_path), str(REPO), str(Path.home()))) == []
+
+
+def test_rewritten_outputs_do_not_make_the_code_dirty(fake_repo: Path) -> None:
+    import subprocess
+
+    from dfig.report.manifest import git_info
+
+    def git(*a: str) -> None:
+        subprocess.run(["git", *a], cwd=fake_repo, check=True, capture_output=True)
+
+    (fake_repo / "reports" / "sample").mkdir(parents=True)
+    (fake_repo / "reports" / "sample" / "models.csv").write_text("a\n")
+    (fake_repo / "run_all.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_info()["dirty"] is False
+    (fake_repo / "reports" / "sample" / "models.csv").write_text("b\n")  # a rerun rewrote a result
+    assert git_info()["dirty"] is False
+    (fake_repo / "run_all.py").write_text("x = 2\n")  # the code changed
+    assert git_info()["dirty"] is True

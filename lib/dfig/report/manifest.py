@@ -30,8 +30,17 @@ PACKAGES = (
 )
 
 
+#: git pathspecs of the regenerated outputs, which do not make the code "dirty"
+OUTPUTS_NOT_CODE = (":(exclude)reports", ":(exclude)DFIG_v2.pdf")
+
+
 def git_info() -> dict[str, Any]:
-    """Commit, branch and whether the work tree had uncommitted changes."""
+    """Commit, branch and whether the code had uncommitted changes.
+
+    Returns: ``{"commit", "branch", "dirty"}``. ``dirty`` ignores the regenerated outputs
+    (``reports/`` and the published ``DFIG_v2.pdf``): a rerun that rewrites them is not a change of
+    the code that made them.
+    """
 
     def run(*a: str) -> str:
         try:
@@ -44,7 +53,7 @@ def git_info() -> dict[str, Any]:
     return {
         "commit": run("rev-parse", "HEAD") or "unknown",
         "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
-        "dirty": bool(run("status", "--porcelain", "--untracked-files=no")),
+        "dirty": bool(run("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS_NOT_CODE)),
     }
 
 
