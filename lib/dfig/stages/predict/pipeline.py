@@ -167,10 +167,10 @@ class FeaturePipeline:
             rec = self.seg_meta.get("segmenter") or {}
             parts.append(f"segment[{rec.get('name')}, face {self.seg_meta.get('face_format', 'png')}]")
         if self.lnp_meta:
-            parts.append(
-                f"LNP[{(self.lnp_meta.get('denoiser') or {}).get('method')}, "
-                f"{self.lnp_meta.get('save_mode')}]"
-            )
+            den = self.lnp_meta.get("denoiser") or {}
+            h = (den.get("classical") or {}).get("h") if den.get("method") == "classical" else None
+            strength = f" h={h:g}" if h is not None else ""
+            parts.append(f"LNP[{den.get('method')}{strength}, {self.lnp_meta.get('save_mode')}]")
         return " -> ".join(parts) or "identity (detector trained on raw images)"
 
     @property
