@@ -172,7 +172,7 @@ def test_predict_raw_equals_predict_on_lnp_files(trees: dict[str, Path], tmp_pat
     d_lnp = predict_folder(ck, trees["compat"])
     d_raw = predict_folder(ck, trees["raw"], raw=True, backbone="mobilev2", mode=0)
     assert len(d_raw) == 4 and "true_label" in d_raw
-    assert d_raw.attrs["pipeline"] == "segment[prior, face png] -> LNP[classical, compat]"
+    assert d_raw.attrs["pipeline"] == "segment[prior, face png] -> LNP[classical h=5, compat]"
     key = lambda p: Path(p).relative_to(Path(p).parents[2]).with_suffix("").as_posix()  # noqa: E731
     a = dict(zip(map(key, d_lnp["path"]), d_lnp["p_fake"]))
     b = dict(zip(map(key, d_raw["path"]), d_raw["p_fake"]))
@@ -324,7 +324,7 @@ def test_robustness_rows_and_perturbed_features(trees: dict[str, Path], tmp_path
         "ap_lo",
         "ap_hi",
     } <= set(df)
-    assert df.attrs["pipeline"] == "segment[prior, face png] -> LNP[classical, compat]"
+    assert df.attrs["pipeline"] == "segment[prior, face png] -> LNP[classical h=5, compat]"
     # the reference row reads exactly the features predict --raw computes; JPEG q50 changes them
     pipe = build_feature_pipeline(feats)
     f = sorted((trees["raw"] / "test" / "fake").glob("*.jpg"))[0]

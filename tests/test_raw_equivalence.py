@@ -179,7 +179,8 @@ def test_raw_path_gives_the_feature_path_scores(
 
     pipe = build_feature_pipeline(features)
     assert pipe.describe().startswith(f"segment[{segmenter if segmenter == 'prior' else 'sam_vit_b_points'}")
-    assert f"LNP[{denoiser}, {save_mode}]" in pipe.describe()
+    strength = " h=5" if denoiser == "classical" else ""  # the classical denoiser's default strength
+    assert f"LNP[{denoiser}{strength}, {save_mode}]" in pipe.describe()
     for f in sorted((raw / "test").rglob("*.*g")):  # .png (synthetic) / .jpg (photos)
         rel = f.relative_to(raw).with_suffix(".png" if save_mode == "compat" else ".npy")
         want = np.asarray(load_sample_image(lnp / rel), dtype=np.float32)
