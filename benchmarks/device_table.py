@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="epochs per training run (projection)")
     ap.add_argument("--profile", default="paper-standin", help="the stand-in profile that ran")
     ap.add_argument("--wall_seconds", type=float, default=None, help="the whole check's wall time")
+    ap.add_argument("--phases", nargs="*", default=[], metavar="NAME=SECONDS", help="seconds per phase")
     args = ap.parse_args(argv)
+    phases = {k: float(v) for k, v in (x.split("=", 1) for x in args.phases)}
     out = Path(args.outdir)
     bench = {s: _load(out / f"bench_{s}.json") for s in STAGES}
     proj = projection(bench, args.epochs)
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(bench, proj)
     gpu = next((b.get("gpu_name") for b in bench.values() if b and b.get("gpu_name")), None)
     print(
-        f"device: {gpu or versions.get('gpu') or 'cpu'}; torch {versions.get('torch', '?')}; "
+        f"device: {gpu or versions.get('gpu') or 'cpu'}; "
+        f"torch {versions.get('torch_build') or versions.get('torch', '?')}; "
         f"python {versions.get('python', '?')}"
     )
     print(table)
@@ -169,12 +172,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{_f(run.get('total_seconds'), '{:.0f}')} s; stand-ins listed: "
         f"{', '.join(str(s.get('weights')) for s in run.get('standins', [])) or 'none'}"
     )
+    if phases:
+        print(
+            "seconds per phase: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in phases.items())
+            + f"; total {_f(args.wall_seconds, '{:.0f}')} (budget on one H100: 480)"
+        )
     result = {
         "versions": versions,
         "bench": bench,
         "projection": proj,
         "standin_run": run,
         "wall_seconds": args.wall_seconds,
+        "phase_seconds": phases,
         "table": table,
     }
     io.save_json(result, out / "device_check.json")

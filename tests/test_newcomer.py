@@ -1,6 +1,6 @@
 """A newcomer's first hour (issue 12): quiet console with fallback lines, partial runs merged into the
 manifest and the paper, offline HTML, README commands that run as written, tests that do not clobber
-results, CI and pyproject agreeing on Python."""
+results, CI and pyproject agreeing on Python (3.10-3.13)."""
 
 from __future__ import annotations
 
@@ -161,30 +161,80 @@ def test_make_test_writes_elsewhere() -> None:
         assert "DFIG_REPORTS=" in line and "DFIG_WORK=" in line and "/work/test/" in line, line
 
 
-def _fake_bin(tmp_path: Path, python3_is_311: bool) -> Path:
+def _fake_python(path: Path, version: str) -> None:
+    """An executable at ``path`` that runs ``-c CODE`` as Python ``version`` claims to be (this Python,
+    with ``sys.version_info``, ``sys.version`` and ``platform.python_version`` patched)."""
+    major, minor, micro = (int(x) for x in version.split("."))
+    patch = (
+        f"import platform, sys; sys.version_info = ({major}, {minor}, {micro}, 'final', 0); "
+        f"sys.version = '{version} (fake)'; platform.python_version = lambda: '{version}'; "
+        "exec(sys.argv[1])"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{patch}" "$2"\n')
+    path.chmod(0o755)
+
+
+def _fake_bin(tmp_path: Path, pythons: dict[str, str]) -> Path:
+    """A PATH folder with fake pythons ``{name: version}``, a ``make`` that echoes, and bash/dirname."""
     b = tmp_path / "bin"
-    b.mkdir()
-    (b / "python3").write_text(f"#!/bin/sh\nexit {0 if python3_is_311 else 1}\n")
+    b.mkdir(parents=True)
+    for name, version in pythons.items():
+        _fake_python(b / name, version)
     (b / "make").write_text('#!/bin/sh\necho "make $*"\n')
-    (b / "dirname").symlink_to("/usr/bin/dirname")
-    for f in b.iterdir():
-        if not f.is_symlink():
-            f.chmod(0o755)
+    (b / "make").chmod(0o755)
+    for tool in ("bash", "dirname"):
+        (b / tool).symlink_to(f"/usr/bin/{tool}" if Path(f"/usr/bin/{tool}").exists() else f"/bin/{tool}")
     return b
 
 
-@pytest.mark.parametrize("is_311", [False, True])
-def test_ci_uses_only_python_311_as_pyproject_requires(tmp_path: Path, is_311: bool) -> None:
-    text = (ROOT / "pyproject.toml").read_text()
-    assert 'requires-python = ">=3.11,<3.12"' in text
-    env = {"PATH": str(_fake_bin(tmp_path, is_311)), "HOME": str(tmp_path)}
-    r = subprocess.run(
+def _ci(tmp_path: Path, pythons: dict[str, str], **env: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": str(_fake_bin(tmp_path, pythons)), "HOME": str(tmp_path), **env}
+    return subprocess.run(
         ["/bin/bash", str(ROOT / ".ci" / "run")], capture_output=True, text=True, env=env, timeout=60
     )
-    if is_311:
-        assert r.returncode == 0 and "make test PYTHON=python3" in r.stdout, r.stderr
-    else:  # python3 is another version: refuse, naming what is needed
-        assert r.returncode == 2 and "Python 3.11" in r.stderr and "make" not in r.stdout
+
+
+def test_pyproject_ci_and_find_python_agree_on_python_310_to_313() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.10,<3.14"' in text and 'target-version = "py310"' in text
+    for v in ("3.10", "3.11", "3.12", "3.13"):
+        assert f'"Programming Language :: Python :: {v}"' in text
+    assert "SUPPORTED=(3.10 3.11 3.12 3.13)" in (ROOT / ".ci" / "find-python").read_text()
+    deps = re.findall(r'"(torchvision|torch)([<>=!~][^"]*)"', text)
+    assert dict(deps) == {"torch": ">=2.4", "torchvision": ">=0.19"}, "ranges: a user's own torch stays"
+    pins = (ROOT / "constraints.txt").read_text()
+    assert re.search(r"^torch==\d", pins, re.M) and re.search(r"^torchvision==\d", pins, re.M)
+    make = (ROOT / "Makefile").read_text()
+    assert "-c $(CONSTRAINTS) -e" in make and "constraints.txt" in (ROOT / "environment.yml").read_text()
+
+
+def test_ci_uses_the_newest_supported_python_on_path(tmp_path: Path) -> None:
+    r = _ci(tmp_path, {"python3.10": "3.10.13", "python3.12": "3.12.1", "python3": "3.9.18"})
+    assert r.returncode == 0, r.stderr
+    assert "CI: Python 3.12.1 (python3.12, the newest supported on PATH)" in r.stdout
+    assert "make test PYTHON=python3.12" in r.stdout
+
+
+def test_ci_refuses_without_a_supported_python_and_takes_a_given_one(tmp_path: Path) -> None:
+    r = _ci(tmp_path, {"python3": "3.9.18"})
+    assert r.returncode == 2 and "3.10, 3.11, 3.12 or 3.13" in r.stderr and "make" not in r.stdout
+    _fake_python(tmp_path / "other" / "py", "3.13.0")
+    r = _ci(tmp_path / "given", {"python3.12": "3.12.1"}, PYTHON=str(tmp_path / "other" / "py"))
+    assert r.returncode == 0 and "CI: Python 3.13.0" in r.stdout and "given as PYTHON" in r.stdout
+    assert f"make test PYTHON={tmp_path / 'other' / 'py'}" in r.stdout
+
+
+def test_find_python_looks_in_pyenv_for_a_version(tmp_path: Path) -> None:
+    _fake_python(tmp_path / "pyenv" / "versions" / "3.12.7" / "bin" / "python3.12", "3.12.7")
+    env = {"PATH": str(_fake_bin(tmp_path, {"python3": "3.11.7"})), "PYENV_ROOT": str(tmp_path / "pyenv")}
+    find = ["/bin/bash", str(ROOT / ".ci" / "find-python")]
+    r = subprocess.run([*find, "3.12"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip().endswith("python3.12 3.12.7"), r.stdout
+    r = subprocess.run(find, capture_output=True, text=True, env=env, timeout=60)
+    assert r.stdout.strip() == "python3 3.11.7", "the newest is looked for on PATH only"
+    r = subprocess.run([*find, "3.13"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
 
 
 def test_roc_styles_distinguish_eleven_runs() -> None:

@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,7 @@ def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] 
     key = paths.portable(output)
     prov_file = paths.reports_dir() / "provenance.json"
     prov = load_json(prov_file) if prov_file.exists() else {}
-    prov[key] = {**src, "written": datetime.now(UTC).isoformat(timespec="seconds")}
+    prov[key] = {**src, "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     save_json(dict(sorted(prov.items())), prov_file, portable=True)
 
 

@@ -31,7 +31,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,7 @@ def write_standin(
         **marker,
         "size": dest.stat().st_size,
         "sha256": weights.sha256_file(dest),
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "note": f"Random weights in the format of the official {s.filename}; NOT the official checkpoint.",
     }
     io.save_json(side, weights.standin_marker_path(dest))

@@ -203,7 +203,8 @@ class CachedDataset(Dataset):
                 return prepare_image(img, self.transform.opts)
             return self.transform(img)
         except Exception as e:
-            e.add_note(f"while caching {s.path}")
+            if hasattr(e, "add_note"):  # Python 3.11+; on 3.10 the error goes up without the note
+                e.add_note(f"while caching {s.path}")
             raise
 
     @property

@@ -149,7 +149,8 @@ class ImageDataset(Dataset):
             try:
                 x = self.transform(img)
             except Exception as e:
-                e.add_note(f"while transforming {s.path}")
+                if hasattr(e, "add_note"):  # Python 3.11+; on 3.10 the error goes up without the note
+                    e.add_note(f"while transforming {s.path}")
                 raise
         return x, float(s.label), i
 

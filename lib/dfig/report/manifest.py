@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,17 @@ PACKAGES = (
 OUTPUTS_NOT_CODE = (":(exclude)reports", ":(exclude)DFIG_v2.pdf")
 
 
+#: the commit stamp of a copy without ``.git`` (written by benchmarks/device_carry.sh, make gpu-carry)
+COMMIT_STAMP = "dfig-commit.json"
+
+
 def git_info() -> dict[str, Any]:
     """Commit, branch and whether the code had uncommitted changes.
 
     Returns: ``{"commit", "branch", "dirty"}``. ``dirty`` ignores the regenerated outputs
     (``reports/`` and the published ``DFIG_v2.pdf``): a rerun that rewrites them is not a change of
-    the code that made them.
+    the code that made them. A copy without ``.git`` (carried to a GPU machine) takes the three from
+    its :data:`COMMIT_STAMP`, adding ``"source": "dfig-commit.json"``; with neither, commit is "unknown".
     """
 
     def run(*a: str) -> str:
@@ -50,20 +55,44 @@ def git_info() -> dict[str, Any]:
         except (OSError, subprocess.CalledProcessError):
             return ""
 
+    commit = run("rev-parse", "HEAD")
+    stamp = paths.root() / COMMIT_STAMP
+    if not commit and stamp.is_file():
+        rec = io.load_json(stamp)
+        return {k: rec.get(k, "unknown") for k in ("commit", "branch", "dirty")} | {"source": COMMIT_STAMP}
     return {
-        "commit": run("rev-parse", "HEAD") or "unknown",
+        "commit": commit or "unknown",
         "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
         "dirty": bool(run("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS_NOT_CODE)),
     }
 
 
+def torch_build() -> str:
+    """The torch build actually imported: version with its local tag, and CUDA + cuDNN, ROCm or cpu.
+
+    Returns: e.g. ``"2.11.0+cu130 (CUDA 13.0, cuDNN 91900)"`` or ``"2.14.1+cpu (cpu)"``.
+    """
+    import torch
+
+    if torch.version.cuda:
+        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        kind = f"CUDA {torch.version.cuda}, cuDNN {cudnn or 'absent'}"
+    elif getattr(torch.version, "hip", None):
+        kind = f"ROCm {torch.version.hip}"
+    else:
+        kind = "cpu"
+    return f"{torch.__version__} ({kind})"
+
+
 def package_versions() -> dict[str, str]:
+    """Python, each of :data:`PACKAGES` (distribution version or "not installed"), and ``torch_build``."""
     out = {"python": platform.python_version()}
     for p in PACKAGES:
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             out[p] = "not installed"
+    out["torch_build"] = torch_build()
     return out
 
 
@@ -243,7 +272,7 @@ def write_manifest(
             r.get("synthetic") or r.get("input", {}).get("synthetic") for r in records.values()
         ),
         "allow_fallbacks": profile.get("allow_fallbacks", True),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": "ok" if status == 0 else "failed",
         "total_seconds": round(seconds, 1),
         "git": git_info(),
@@ -334,6 +363,7 @@ def read_manifest(profile: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "COMMIT_STAMP",
     "OFFLINE_TEMPLATE",
     "PACKAGES",
     "data_counts",
@@ -348,6 +378,7 @@ __all__ = [
     "read_manifest",
     "stage_records",
     "standins_used",
+    "torch_build",
     "train_records",
     "weights_status",
     "write_manifest",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -310,12 +310,12 @@ def paper_data(profile: str) -> dict[str, Any]:
     models, peers = _method_and_peers(profile)
     best = _best(models)
     den = stages.get("lnp", {})
-    packages = ("python", "torch", "torchvision", "segment-anything", "papermill", "typst")
+    packages = ("python", "torch", "torch_build", "torchvision", "segment-anything", "papermill", "typst")
     return {
         "profile": profile,
         "banner": banner(profile, fallbacks, standins),
         "synthetic": synthetic,
-        "built": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": man.get("git", {}).get("commit", "unknown")[:12],
         "dirty": man.get("git", {}).get("dirty", False),
         "device": man.get("device", {}),

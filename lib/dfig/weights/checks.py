@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import warnings
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ def check_file(s: WeightSpec, p: Path, mode: str) -> dict[str, Any]:
             "sha256": digest,
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
-            "verified_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "verified_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
     return rec
