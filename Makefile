@@ -16,9 +16,9 @@ TEST_OUT ?= work/test
 TEST_ENV = DFIG_REPORTS=$(CURDIR)/$(TEST_OUT)/$(1)/reports DFIG_WORK=$(CURDIR)/$(TEST_OUT)/$(1)/work
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install reproduce run test lint unit nbval smoke paper weights clean-work clean-checkpoints standin-check gpu-wheels device-faces
+.PHONY: install git-filter reproduce run test lint unit nbval smoke paper weights clean-work clean-checkpoints standin-check gpu-wheels device-faces
 
-install: $(VENV)/.dfig-installed
+install: $(VENV)/.dfig-installed git-filter
 
 $(VENV)/.dfig-installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -29,6 +29,14 @@ $(VENV)/.dfig-installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dfig)" >/dev/null
 	@touch $@
+
+# nbstripout's git filter (.gitattributes is committed): a notebook saved by JupyterLab with outputs,
+# execution counts and language_info leaves no git diff; cell ids stay (--keep-id). Outside git: skipped.
+git-filter: $(VENV)/.dfig-installed
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "not a git checkout: nbstripout's filter not installed"; exit 0; }; \
+	$(VENV)/bin/nbstripout --install --attributes .gitattributes && \
+	git config filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id' && \
+	git config filter.nbstripout.extrakeys metadata.language_info
 
 reproduce: install
 	$(PY) run_all.py --profile $(PROFILE) $(ARGS)
