@@ -156,7 +156,7 @@ def features(
     progress: bool = False,
 ) -> np.ndarray:
     """Feature matrix (N x D) of ``arrays`` (each HxWx3); arguments as :func:`feature_vector`."""
-    from tqdm.auto import tqdm
+    from dfig.progress import tqdm
 
     rows = [
         feature_vector(kind, a, crop, bins, highpass)
@@ -179,9 +179,8 @@ def sample_features(
     (bad files counted and named in the report) or ``strict`` (raise); ``kw`` as :func:`feature_vector`.
     Returns ``(X, y, kept samples, report)``.
     """
-    from tqdm.auto import tqdm
-
     from dfig.data.images import BAD_FILE_POLICIES, BadImageError
+    from dfig.progress import tqdm
 
     if policy not in BAD_FILE_POLICIES:
         raise ValueError(f"policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")

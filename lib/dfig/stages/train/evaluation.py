@@ -52,7 +52,7 @@ def evaluate(
     appends the mean BCE loss, ``return_index=True`` the dataset indices (third item of each batch,
     as :class:`~dfig.data.dataset.ImageDataset` yields). The model's train/eval mode is restored.
     """
-    from tqdm.auto import tqdm
+    from dfig.progress import tqdm
 
     device = torch.device(device)
     was_training = model.training
