@@ -23,12 +23,12 @@ _EPS = 1e-12
 
 
 def center_crop_array(img: np.ndarray, size: int | None) -> np.ndarray:
-    """The central ``size x size`` region of an HxWxC array, as training's ``dfig.stages.train.center_region``.
+    """The central ``size x size`` region of an HxWxC array, as training's ``dfig.data.transforms.center_region``.
 
     Arguments: ``img`` HxWxC array; ``size`` side in px (``None``/0: unchanged). Returns the region;
     an image smaller than ``size`` on either side passes unchanged (as in training).
     """
-    from dfig.stages.train import center_region
+    from dfig.data.transforms import center_region
 
     return np.asarray(center_region(np.asarray(img), size))
 
@@ -185,7 +185,7 @@ def sample_features(
     if policy not in BAD_FILE_POLICIES:
         raise ValueError(f"policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")
     if reader is None:
-        from dfig.stages.lnp import read_lnp as reader
+        from dfig.data.images import read_lnp as reader
     rep, rows, kept = RunReport(f"peer features {kind}"), [], []
     for s in tqdm(samples, desc=f"features {kind}", disable=not progress, unit="img"):
         try:
