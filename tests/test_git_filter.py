@@ -49,6 +49,11 @@ def git(repo: Path, *args: str) -> str:
 @pytest.fixture()
 def filtered_repo(tmp_path: Path) -> Path:
     """A git repository with the committed notebooks, after ``make git-filter`` (a step of make install)."""
+    return make_filtered_repo(tmp_path)
+
+
+def make_filtered_repo(tmp_path: Path) -> Path:
+    """:func:`filtered_repo` (skips when git, make or nbstripout is missing). Returns the repository."""
     if not shutil.which("git") or not shutil.which("make"):
         pytest.skip("git or make not installed: the notebook filter cannot be tried")
     pytest.importorskip("nbstripout", reason="nbstripout not installed (pip install -e '.[dev]')")
