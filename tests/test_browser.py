@@ -170,6 +170,7 @@ def test_notebooks_in_jupyterlab(lab: tuple[str, Path], tmp_path: Path) -> None:
             page.on("pageerror", lambda e: errors.append(str(e)))
             for nb in notebooks:
                 _open(page, url.format(nb), shots, nb.removesuffix(".ipynb"))
+                _stop_kernels(url)  # one kernel at a time: the machine may be small
             _open(page, url.format("01_segmentation.ipynb"), shots, "01_segmentation_before_run")
             _run_all_and_save(page, shots)
             assert not errors, f"JavaScript errors in JupyterLab: {errors}"
@@ -179,6 +180,16 @@ def test_notebooks_in_jupyterlab(lab: tuple[str, Path], tmp_path: Path) -> None:
     assert any(c.get("outputs") for c in saved["cells"]), "JupyterLab saved no outputs"
     assert git(repo, "diff") == "", "a notebook saved by JupyterLab shows a git diff"
     assert git(repo, "add", "-A") == "" and git(repo, "status", "--porcelain") == "", "something to commit"
+
+
+def _stop_kernels(url: str) -> None:
+    """Shut down every kernel the server runs (REST API; the notebooks stay open)."""
+    base, token = url.split("/lab/")[0], url.split("token=")[1]
+    with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
+        kernels = json.load(r)
+    for k in kernels:
+        req = urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30)
 
 
 def _run_all_and_save(page, shots: Path) -> None:
@@ -198,6 +209,8 @@ def _run_all_and_save(page, shots: Path) -> None:
     )
     assert panel.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0, "error output"
     assert panel.locator(".jp-RenderedImage img").count() >= 1, "no figure"
+    panel.locator(".jp-RenderedImage img").last.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "01_segmentation_figure.png"))
     stderr = [
         t.strip()
         for t in panel.locator("[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
