@@ -2,6 +2,7 @@
 #   make reproduce   run the notebooks end to end (profile smoke by default; PROFILE=sample|paper)
 #   make test        ruff + pytest unit tests + nbval on every notebook + a smoke run_all.py
 #                    + the device check on CPU (standin-check)
+#   make git-filter  nbstripout's git filter for the notebooks (a step of make install; .gitattributes)
 #   make gpu-wheels  the wheel folder for benchmarks/device_check.sh on a GPU machine (docs/gpu.md)
 # Both create the virtual environment .venv on first use (Python 3.11, pinned torch).
 #   make run ARGS="--only 03"   run_all.py with any arguments (README: the manual commands)
