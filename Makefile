@@ -5,6 +5,7 @@
 #                    + the unit tests under Python 3.12 too (unit-py3.12; one line when there is none)
 #   make gpu-carry   what to carry to a GPU machine (docs/gpu.md): the repository, the wheel folder and
 #                    the faces, one file of at most 64 MiB
+#   make git-filter  nbstripout's git filter for the notebooks (a step of make install; .gitattributes)
 # Both create the virtual environment .venv on first use with the exact versions of constraints.txt.
 # PYTHON: the interpreter (3.10-3.13); default the newest supported one on PATH (.ci/find-python).
 #   make run ARGS="--only 03"   run_all.py with any arguments (README: the manual commands)
@@ -23,10 +24,10 @@ CONSTRAINTS ?= constraints.txt
 TEST_OUT ?= work/test
 TEST_ENV = DFIG_REPORTS=$(CURDIR)/$(TEST_OUT)/$(1)/reports DFIG_WORK=$(CURDIR)/$(TEST_OUT)/$(1)/work
 
-.PHONY: install reproduce run test lint unit nbval smoke paper weights clean-work clean-checkpoints constraints \
+.PHONY: install reproduce run test lint unit nbval smoke paper weights clean-work clean-checkpoints constraints git-filter \
 	gpu-wheels device-faces gpu-carry device-rehearsal device-pdf
 
-install: $(VENV)/.dfig-installed
+install: $(VENV)/.dfig-installed git-filter
 
 $(VENV)/.dfig-installed: pyproject.toml $(CONSTRAINTS)
 	@test -n "$(PYTHON)" || { echo "no Python 3.10-3.13 found on PATH (.ci/find-python): set PYTHON=/path/to/python3.12"; exit 1; }
@@ -42,6 +43,14 @@ $(VENV)/.dfig-installed: pyproject.toml $(CONSTRAINTS)
 constraints: install
 	{ grep '^#' $(CONSTRAINTS); $(PY) -m pip freeze --exclude-editable | grep -v '^dfig=='; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+
+# nbstripout's git filter (.gitattributes is committed): a notebook saved by JupyterLab with outputs,
+# execution counts and language_info leaves no git diff; cell ids stay (--keep-id). Outside git: skipped.
+git-filter: $(VENV)/.dfig-installed
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "not a git checkout: nbstripout's filter not installed"; exit 0; }; \
+	$(VENV)/bin/nbstripout --install --attributes .gitattributes && \
+	git config filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id' && \
+	git config filter.nbstripout.extrakeys metadata.language_info
 
 reproduce: install
 	$(PY) run_all.py --profile $(PROFILE) $(ARGS)

@@ -335,6 +335,8 @@ def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
             "DFIG_PROFILE": profile["name"],
             "DFIG_NOTEBOOK": run["name"],
             "DFIG_ALLOW_FALLBACKS": "1" if profile.get("allow_fallbacks", True) else "0",
+            # no widget front end in papermill: each progress bar leaves only its final line
+            "DFIG_PROGRESS": os.environ.get("DFIG_PROGRESS") or "final",
         }
     )
     t0 = time.time()

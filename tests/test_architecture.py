@@ -103,3 +103,96 @@ def test_layers_import_only_downwards(layer: str, forbidden: tuple[str, ...]) ->
     }
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, f"dfig.{layer} must not import {forbidden}: {bad}"
+
+
+#: the layers of docs/architecture.md's module map, lowest first: a module imports its own layer or lower
+LAYER_ORDER = ("package", "infrastructure", "core", "data", "session", "stages", "report", "command")
+#: stages that compose others (through the package's public API only); every other stage imports none
+STAGE_COMPOSES = {
+    "predict": {"segment", "lnp", "train"},
+    "robustness": {"predict", "train"},
+    "trainrun": {"train"},
+}
+
+
+def _layers() -> dict[str, str]:
+    doc = (paths.root() / "docs" / "architecture.md").read_text()
+    return dict(re.findall(r"^\| `(dfig[\w.]*)` \| (\w+) \|", doc, flags=re.M))
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the ``dfig`` modules it imports (``from dfig import io`` counts as ``dfig.io``)."""
+    names = {name for name, _ in _modules()}
+
+    def owner(m: str) -> str:
+        while m not in names and "." in m:
+            m = m.rpartition(".")[0]
+        return m
+
+    out = {}
+    for name, path in _modules():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dfig"):
+                for a in node.names:
+                    full = f"{node.module}.{a.name}"
+                    deps.add(full if full in names else owner(node.module))
+            elif isinstance(node, ast.Import):
+                deps.update(owner(a.name) for a in node.names if a.name.startswith("dfig"))
+        out[name] = deps - {name}
+    return out
+
+
+def test_every_module_sits_in_a_known_layer() -> None:
+    layers = _layers()
+    unknown = {m: layer for m, layer in layers.items() if layer not in LAYER_ORDER}
+    assert not unknown, f"layers not in {LAYER_ORDER}: {unknown}"
+
+
+def test_no_import_from_a_lower_layer_to_a_higher_one() -> None:
+    layers, rank = _layers(), {layer: i for i, layer in enumerate(LAYER_ORDER)}
+    bad = [
+        f"{m} ({layers[m]}) -> {d} ({layers[d]})"
+        for m, deps in _graph().items()
+        for d in deps
+        if m in layers and d in layers and rank[layers[d]] > rank[layers[m]]
+    ]
+    assert not bad, "upward imports:\n" + "\n".join(sorted(bad))
+
+
+def test_no_import_cycles() -> None:
+    """No circle of imports (a package's ``__init__`` importing its submodules counts as an import)."""
+    graph = _graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                cycles.append(" -> ".join([*stack[stack.index(d) :], d]))
+            elif d not in state:
+                visit(d, [*stack, d])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def _stage(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "stages" else None
+
+
+def test_no_stage_imports_another_stage_except_the_composers() -> None:
+    bad = []
+    for m, deps in _graph().items():
+        for d in deps:
+            s, t = _stage(m), _stage(d)
+            if not s or not t or s == t:
+                continue
+            if t not in STAGE_COMPOSES.get(s, ()) or d != f"dfig.stages.{t}":
+                bad.append(f"{m} -> {d}")
+    assert not bad, "a stage imports another stage:\n" + "\n".join(sorted(bad))

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -300,7 +300,22 @@ def update_stage_meta(
     return new
 
 
+def predictions_frame(samples: Sequence[Any], y: Any, p: Any, threshold: float = 0.5) -> Any:
+    """Per-image predictions: path, label, p_fake, pred (``p_fake > threshold``, as dfig.core.metrics)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "path": [str(s.path) for s in samples],
+            "label": y.astype(int),
+            "p_fake": p.astype(float),
+            "pred": (p > threshold).astype(int),
+        }
+    )
+
+
 __all__ = [
+    "predictions_frame",
     "PATH_COLUMNS",
     "STAGE_META",
     "TEMP_SUFFIX",

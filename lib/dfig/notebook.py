@@ -23,6 +23,7 @@ from typing import Any
 from dfig import paths
 from dfig.accel import resolve_device, seed_everything
 from dfig.io import STAGE_META, read_stage_meta
+from dfig.progress import quiet_warnings
 
 _SIMPLE = (str, int, float, bool, type(None), list, dict, tuple)
 _IPY_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
@@ -205,7 +206,10 @@ def run_label(notebook: str, current: str) -> str:
 
 
 def start(notebook: str, namespace: dict[str, Any]) -> RunContext:
-    """Set up a notebook run from its parameters (see module doc); prints a one-line header."""
+    """Set up a notebook run from its parameters (see module doc); prints a one-line header.
+
+    Warnings are shown from here on as one line each (:func:`dfig.progress.quiet_warnings`).
+    """
     params = collect_params(namespace)
     profile = str(params.get("profile", "smoke"))
     os.environ["DFIG_PROFILE"] = profile
@@ -214,6 +218,7 @@ def start(notebook: str, namespace: dict[str, Any]) -> RunContext:
     if "allow_fallbacks" in params:
         os.environ["DFIG_ALLOW_FALLBACKS"] = "1" if params["allow_fallbacks"] else "0"
     seed_everything(int(params.get("seed", 0)))
+    quiet_warnings()
     ctx = RunContext(notebook, profile, params, str(resolve_device(str(params.get("device", "auto")))))
     ctx.work.mkdir(parents=True, exist_ok=True)
     print(f"{notebook}: profile={profile} device={ctx.device} work={ctx.work} reports={ctx.reports}")

@@ -1,6 +1,7 @@
 """Stand-in weights: random weights, from a fixed seed, in exactly the official file formats and names.
 
     python -m dfig.weights standin --out DIR [--only sam_vit_b,cycleisp_sidd_rgb] [--seed 0]
+    python -m dfig.standin --out DIR ...   (the same command)
 
 With them every code path that needs an official checkpoint runs (the strict loaders accept them, the
 shapes and key names are the official ones) where the real files cannot be had, e.g. on a GPU
@@ -252,3 +253,6 @@ __all__ = [
     "write_standins",
     "main",
 ]
+
+if __name__ == "__main__":
+    sys.exit(main())

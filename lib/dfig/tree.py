@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from dfig import __version__
-from dfig.data.layout import IMAGE_EXTS, list_images, mirror_path
 from dfig.io import STAGE_META, read_stage_meta, remove_orphan_temps, temp_target, update_stage_meta
 from dfig.runlog import RunReport
+from dfig.treepaths import IMAGE_EXTS, list_images, mirror_path
 
 
 @dataclass

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, auc, average_precision_score, roc_auc_score, roc_curve
-from tqdm.auto import tqdm
+
+from dfig.progress import tqdm
 
 CRITERIA = ("acc", "eer")
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+
+from dfig.progress import tqdm
 
 SPECTRA_CHANNELS = (1, 3)
 

@@ -33,12 +33,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from dfig.data.dataset import Reader, load_sample_image
 from dfig.data.images import BAD_FILE_POLICIES, BadImageError
 from dfig.data.layout import Sample
 from dfig.data.transforms import AugmentOptions, ImageTransform, normalize_tensor
+from dfig.progress import tqdm
 from dfig.runlog import RunReport
 
 #: values of the training option ``cache``

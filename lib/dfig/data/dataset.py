@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from dfig.data.images import BAD_FILE_POLICIES, BadImageError, load_rgb
 from dfig.data.layout import CLASS_NAMES, Sample
+from dfig.progress import tqdm
 from dfig.runlog import RunReport
 
 Reader = Callable[[str | os.PathLike[str]], Any]

@@ -212,7 +212,7 @@ def _convert_all(
     plan: TreePlan, root: Path, report: RunReport, params: dict[str, Any], policy: str, progress: bool
 ) -> Counter[str]:
     """Convert ``plan.todo``; returns per class the number of images that were resampled (not only cropped)."""
-    from tqdm.auto import tqdm
+    from dfig.progress import tqdm
 
     resized: Counter[str] = Counter()
     for src, dest in tqdm(plan.todo, desc="harmonize", unit="img", disable=not progress):

@@ -124,4 +124,26 @@ def check_files(
     return good
 
 
-__all__ = ["BAD_FILE_POLICIES", "BadImageError", "check_files", "link_problem", "load_rgb"]
+def read_lnp(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an LNP file as float32 H x W x 3, RGB.
+
+    ``.png`` (compat): RGB ``uint8 / 255`` in [0, 1] (the wrapped values the original classifier saw).
+    ``.npy`` (clean): the signed residual in image units.
+    Raises :class:`BadImageError` naming the file for a bad file or link.
+    """
+    p = Path(path)
+    bad_link = link_problem(p)
+    if bad_link:
+        raise BadImageError(p, bad_link)
+    if p.suffix.lower() == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise BadImageError(p, f"is not a valid .npy array file ({e})") from e
+        if arr.ndim != 3 or arr.shape[2] != 3:
+            raise BadImageError(p, f"is not an H x W x 3 LNP array (shape {arr.shape})")
+        return arr.astype(np.float32)
+    return np.asarray(load_rgb(p), dtype=np.float32) / 255.0
+
+
+__all__ = ["read_lnp", "BAD_FILE_POLICIES", "BadImageError", "check_files", "link_problem", "load_rgb"]

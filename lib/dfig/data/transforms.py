@@ -33,6 +33,7 @@ import io
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -318,7 +319,23 @@ def perturb(img: Image.Image, kind: str, level: float) -> Image.Image:
     return fn(img, level)
 
 
+def center_region(img: Any, size: int | None) -> Any:
+    """The central ``size x size`` region of a PIL image or HxWxC array (unchanged if smaller or None)."""
+    if not size:
+        return img
+    w, h = (
+        img.size if hasattr(img, "size") and not isinstance(img, np.ndarray) else (img.shape[1], img.shape[0])
+    )
+    if w < size or h < size:
+        return img
+    left, top = (w - size) // 2, (h - size) // 2
+    if isinstance(img, np.ndarray):
+        return img[top : top + size, left : left + size]
+    return img.crop((left, top, left + size, top + size))
+
+
 __all__ = [
+    "center_region",
     "AugmentOptions",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

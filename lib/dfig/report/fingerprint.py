@@ -28,7 +28,7 @@ def class_mean_spectra(
     and averages them with :func:`dfig.core.spectra.mean_spectra_by_class` (the one class-mean spectrum).
     Returns ``{"real": [H,W], "fake": [H,W], "n": {...}, "size": S, "split": split}``.
     """
-    from dfig.stages.lnp import read_lnp
+    from dfig.data.images import read_lnp
 
     samples = discover(Path(lnp_root), splits=(split,), exts=LNP_EXTS)[split]
     rng = np.random.default_rng(seed)

@@ -325,8 +325,34 @@ def _portable_texts(v: Any) -> Any:
     return [paths.portable_text(x) for x in v] if isinstance(v, list) else paths.portable_text(v)
 
 
+def tidy_streams(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Printed text as a reader sees it: consecutive stdout (or stderr) pieces merged, each line shown
+    in its last state (a progress bar redrawn with ``\\r`` leaves its final line), blank pieces dropped
+    (no empty stderr box).
+
+    Arguments: ``outputs``, a cell's outputs. Returns: the tidied list (other outputs unchanged).
+    """
+    out: list[dict[str, Any]] = []
+    for o in outputs:
+        if (
+            o.get("output_type") == "stream"
+            and out
+            and out[-1].get("output_type") == "stream"
+            and out[-1].get("name") == o.get("name")
+        ):
+            out[-1]["text"] = "".join(out[-1]["text"]) + "".join(o.get("text", ""))
+        else:
+            out.append(dict(o))
+    for o in out:
+        if o.get("output_type") == "stream":
+            text = "".join(o.get("text", ""))
+            lines = text.replace("\r\n", "\n").split("\n")
+            o["text"] = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines)
+    return [o for o in out if o.get("output_type") != "stream" or "".join(o["text"]).strip()]
+
+
 def portable_notebook(ipynb: Path) -> Path:
-    """Rewrite an executed notebook so it names no absolute path of this machine.
+    """Rewrite an executed notebook so it names no absolute path of this machine (streams tidied).
 
     Arguments: ``ipynb``, the executed copy. The papermill metadata (input/output paths, parameters)
     goes through :func:`dfig.paths.portable_obj`; cell sources, printed text, tracebacks and text
@@ -336,6 +362,8 @@ def portable_notebook(ipynb: Path) -> Path:
     nb["metadata"] = paths.portable_obj(nb.get("metadata", {}))
     for cell in nb.get("cells", []):
         cell["source"] = _portable_texts(cell.get("source", ""))
+        if "outputs" in cell:
+            cell["outputs"] = tidy_streams(cell["outputs"])
         for out in cell.get("outputs", []):
             for key in ("text", "traceback", "evalue"):
                 if key in out:
@@ -379,6 +407,7 @@ __all__ = [
     "stage_records",
     "standins_used",
     "torch_build",
+    "tidy_streams",
     "train_records",
     "weights_status",
     "write_manifest",

@@ -87,7 +87,7 @@ def segmentation_examples(raw: Path, faces: Path, masks: Path, n: int = 4, title
 
 def lnp_examples(faces: Path, lnp: Path, n: int = 3, title: str = "") -> plt.Figure:
     """Per example: the masked face and its LNP (display-stretched)."""
-    from dfig.stages.lnp import read_lnp
+    from dfig.data.images import read_lnp
 
     picks = _pick(lnp, LNP_EXTS, n)
     fig, axes = plt.subplots(2, len(picks), figsize=(1.7 * len(picks), 3.8), squeeze=False)
@@ -116,7 +116,7 @@ def feature_examples(
     title: str = "",
 ) -> plt.Figure:
     """The paper's feature figure: Original / Face / LNP / LNP amplitude / LNP phase, per example."""
-    from dfig.stages.lnp import read_lnp
+    from dfig.data.images import read_lnp
 
     picks = _pick(lnp, LNP_EXTS, n_per_class, split=split, seed=seed)
     cols = ("original", "face", "LNP", "amplitude spectrum", "phase spectrum")

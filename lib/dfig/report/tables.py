@@ -19,7 +19,7 @@ from dfig.core.metrics import bootstrap_ci, compute_metrics
 from dfig.core.models.backbones import BACKBONE_NAMES
 
 if TYPE_CHECKING:
-    from dfig.report.evaluate import Run
+    from dfig.report.runs import Run
 
 #: run families, in table order: the method, its plain-RGB baseline, the classical peers
 FAMILIES = ("DFIG", "baseline", "peer")

@@ -96,9 +96,9 @@ def evaluate_robustness(
     files' predictions) and ``n_available`` (images in the split before ``limit``).
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from dfig.data.layout import discover
+    from dfig.progress import tqdm
     from dfig.runlog import RunReport
     from dfig.stages.predict import (
         build_feature_pipeline,

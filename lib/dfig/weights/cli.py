@@ -1,7 +1,7 @@
 """``python -m dfig.weights [--dir D] [--hash]``: which official files are present, missing or wrong.
 
-``python -m dfig.weights standin --out DIR [--only a,b] [--seed 0]`` writes stand-in weights instead.
-(The table lives here rather than in ``__main__.py`` so that importing :func:`main` from the package
+``python -m dfig.weights standin --out DIR [--only a,b] [--seed 0]`` writes stand-in weights instead
+(dispatched by ``__main__``: the stand-in writer :mod:`dfig.standin` sits above this package). (The table lives here rather than in ``__main__.py`` so that importing :func:`main` from the package
 does not import ``__main__``, which ``python -m`` would then run twice.)
 """
 
@@ -30,14 +30,10 @@ def _fmt_size(n: int | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI: print which official checkpoints are present, missing or wrong, and what to download.
 
-    ``python -m dfig.weights standin --out DIR [--only a,b] [--seed 0]`` writes stand-in weights instead
-    (:func:`dfig.standin.main`).
+    (``python -m dfig.weights standin ...`` is :func:`dfig.weights.__main__.main`, which hands it to
+    :func:`dfig.standin.main`.)
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["standin"]:
-        from dfig import standin
-
-        return standin.main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m dfig.weights", description=DESCRIPTION)
     ap.add_argument("--dir", default=None, help="weights folder (default: pretrained/ or $DFIG_WEIGHTS)")
     ap.add_argument("--hash", action="store_true", help="compute full SHA-256 of every present file")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dfig.data.images import BadImageError, link_problem, load_rgb
+from dfig.data.images import BadImageError, load_rgb, read_lnp
 from dfig.io import atomic_write_bytes
 
 SAVE_MODES: tuple[str, ...] = ("compat", "clean")
@@ -62,28 +62,6 @@ def lnp_to_file(residual: np.ndarray, dest: str | os.PathLike[str], save_mode: s
         raise ValueError(f"save_mode must be one of {SAVE_MODES}, got {save_mode!r}")
     data = compat_png_bytes(residual) if save_mode == "compat" else clean_npy_bytes(residual)
     return atomic_write_bytes(dest, data)
-
-
-def read_lnp(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an LNP file as float32 H x W x 3, RGB.
-
-    ``.png`` (compat): RGB ``uint8 / 255`` in [0, 1] (the wrapped values the original classifier saw).
-    ``.npy`` (clean): the signed residual in image units.
-    Raises :class:`BadImageError` naming the file for a bad file or link.
-    """
-    p = Path(path)
-    bad_link = link_problem(p)
-    if bad_link:
-        raise BadImageError(p, bad_link)
-    if p.suffix.lower() == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise BadImageError(p, f"is not a valid .npy array file ({e})") from e
-        if arr.ndim != 3 or arr.shape[2] != 3:
-            raise BadImageError(p, f"is not an H x W x 3 LNP array (shape {arr.shape})")
-        return arr.astype(np.float32)
-    return np.asarray(load_rgb(p), dtype=np.float32) / 255.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -254,7 +254,7 @@ def extract_tree(
     todo = plan.todo
     begin_run(out, plan, report, meta, n)
 
-    from tqdm.auto import tqdm
+    from dfig.progress import tqdm
 
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"LNP {save_mode}", unit="img", disable=not progress)

@@ -23,12 +23,12 @@ _EPS = 1e-12
 
 
 def center_crop_array(img: np.ndarray, size: int | None) -> np.ndarray:
-    """The central ``size x size`` region of an HxWxC array, as training's ``dfig.stages.train.center_region``.
+    """The central ``size x size`` region of an HxWxC array, as training's ``dfig.data.transforms.center_region``.
 
     Arguments: ``img`` HxWxC array; ``size`` side in px (``None``/0: unchanged). Returns the region;
     an image smaller than ``size`` on either side passes unchanged (as in training).
     """
-    from dfig.stages.train import center_region
+    from dfig.data.transforms import center_region
 
     return np.asarray(center_region(np.asarray(img), size))
 
@@ -156,7 +156,7 @@ def features(
     progress: bool = False,
 ) -> np.ndarray:
     """Feature matrix (N x D) of ``arrays`` (each HxWx3); arguments as :func:`feature_vector`."""
-    from tqdm.auto import tqdm
+    from dfig.progress import tqdm
 
     rows = [
         feature_vector(kind, a, crop, bins, highpass)
@@ -179,14 +179,13 @@ def sample_features(
     (bad files counted and named in the report) or ``strict`` (raise); ``kw`` as :func:`feature_vector`.
     Returns ``(X, y, kept samples, report)``.
     """
-    from tqdm.auto import tqdm
-
     from dfig.data.images import BAD_FILE_POLICIES, BadImageError
+    from dfig.progress import tqdm
 
     if policy not in BAD_FILE_POLICIES:
         raise ValueError(f"policy must be one of {BAD_FILE_POLICIES}, got {policy!r}")
     if reader is None:
-        from dfig.stages.lnp import read_lnp as reader
+        from dfig.data.images import read_lnp as reader
     rep, rows, kept = RunReport(f"peer features {kind}"), [], []
     for s in tqdm(samples, desc=f"features {kind}", disable=not progress, unit="img"):
         try:

@@ -20,7 +20,7 @@ from dfig.stages.peers.models import build_peer, evaluate_peer, fit_peer
 def _write_predictions(
     dest: Path, samples: Sequence[Any], y: np.ndarray, p: np.ndarray, record: bool
 ) -> Path:
-    from dfig.stages.train import predictions_frame
+    from dfig.io import predictions_frame
 
     io.save_predictions_csv(predictions_frame(samples, y, p, 0.5), dest)  # paths portable
     if record:
@@ -96,7 +96,7 @@ def run_peer(
     Returns the metrics dict written.
     """
     from dfig.core.metrics import choose_threshold
-    from dfig.stages.train import split_samples
+    from dfig.data.splits import split_samples
 
     t0 = time.time()
     root = Path(feature_root)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from dfig.stages.segment.base import SAM_POINTS_256, SegResult, face_box
 
-if TYPE_CHECKING:
-    from dfig.stages.segment.sam import SamSegmenter
+
+class PromptTarget(Protocol):
+    """What a prompt needs of the SAM wrapper (:class:`dfig.stages.segment.sam.SamSegmenter`, which
+    sits above this module): the predictor with the image embedding set, the model, automatic options."""
+
+    predictor: Any
+    model: Any
+    auto_options: Mapping[str, Any]
 
 
-def _prompt_points(seg: SamSegmenter, rgb: np.ndarray) -> SegResult:
+def _prompt_points(seg: PromptTarget, rgb: np.ndarray) -> SegResult:
     h, w = rgb.shape[:2]
     pts = np.array(SAM_POINTS_256, dtype=np.float64) * np.array([w / 256.0, h / 256.0])
     labels = np.ones(len(pts), dtype=np.int64)
@@ -25,7 +31,7 @@ def _prompt_points(seg: SamSegmenter, rgb: np.ndarray) -> SegResult:
     return SegResult(masks[0].astype(bool), float(scores2[0]), {"first_pass_best": best})
 
 
-def _prompt_box(seg: SamSegmenter, rgb: np.ndarray) -> SegResult:
+def _prompt_box(seg: PromptTarget, rgb: np.ndarray) -> SegResult:
     box = face_box(*rgb.shape[:2])
     masks, scores, _ = seg.predictor.predict(box=box, multimask_output=False)
     return SegResult(masks[0].astype(bool), float(scores[0]), {"box": box.tolist()})
@@ -51,7 +57,7 @@ class _SharedEmbedding:
         return getattr(self._p, name)
 
 
-def prompt_auto(seg: SamSegmenter, rgb: np.ndarray) -> SegResult:
+def prompt_auto(seg: PromptTarget, rgb: np.ndarray) -> SegResult:
     """The ``auto`` prompt: SAM's mask generator (reusing the set embedding) picks a box prompt.
 
     Arguments: ``seg`` with this image's embedding set; ``rgb`` the image. Returns its :class:`SegResult`.
@@ -88,8 +94,8 @@ def prompt_auto(seg: SamSegmenter, rgb: np.ndarray) -> SegResult:
     )
 
 
-#: Prompt name -> function(SamSegmenter, rgb) -> SegResult (the image embedding is already set).
-PROMPTS: dict[str, Callable[[SamSegmenter, np.ndarray], SegResult]] = {
+#: Prompt name -> function(PromptTarget, rgb) -> SegResult (the image embedding is already set).
+PROMPTS: dict[str, Callable[[PromptTarget, np.ndarray], SegResult]] = {
     "points": _prompt_points,
     "box": _prompt_box,
     "auto": prompt_auto,
@@ -180,4 +186,4 @@ def decode_prompts(model: Any, feats: Any, sizes: list[tuple[Any, Any]], prompt:
     return out
 
 
-__all__ = ["PROMPTS", "prompt_auto", "decode_prompts"]
+__all__ = ["PROMPTS", "PromptTarget", "prompt_auto", "decode_prompts"]

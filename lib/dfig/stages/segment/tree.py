@@ -290,7 +290,7 @@ def segment_tree(
     ``.part`` files of a killed run are removed (a shard removes only its own) and counted; the stage
     record merges failures and name collisions across shards and reruns. Returns this run's report.
     """
-    from tqdm.auto import tqdm
+    from dfig.progress import tqdm
 
     shard = parse_shard(shard)
     out, masks, plan, meta = _prepare(

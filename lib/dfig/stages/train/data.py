@@ -6,7 +6,6 @@ version without touching the loop).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,10 @@ import numpy as np
 import torch
 
 from dfig import io
+from dfig.data.splits import split_samples
+from dfig.data.transforms import center_region
 from dfig.stages.train.distributed import DistInfo
-from dfig.stages.train.options import SAMPLE_EXTS, TrainOptions
+from dfig.stages.train.options import TrainOptions
 
 __all__ = [
     "CenterRegion",
@@ -34,49 +35,6 @@ __all__ = [
     "report_skipped",
     "split_samples",
 ]
-
-
-def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[str, list[Any]]:
-    """Samples of the ``train`` and ``val`` (and, when present, ``test``) splits of ``dataroot``."""
-    from dfig.data.layout import discover
-
-    root = Path(dataroot)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"--dataroot {root}: no such folder; give the LNP tree dfig.stages.lnp wrote, laid out "
-            "as {train,val,test}/{real,fake}/*"
-        )
-    cls = [c for c in (classes or "").split(",") if c and c.lower() not in ("face", "faces")]
-    if len(cls) > 1:
-        raise ValueError(
-            f"--classes {classes!r}: DFIG trains on one class; give '' or 'face' or one subfolder"
-        )
-    out = {}
-    for split in ("train", "val", "test"):
-        split_root = root / split / cls[0] if cls else root / split
-        if split == "test" and not split_root.is_dir():
-            continue
-        if cls:
-            # discover() expects ROOT/<split>/{real,fake}: point it at a view of one class subfolder
-            out[split] = _discover_class(root, split, cls[0])
-        else:
-            out[split] = discover(root, splits=(split,), exts=SAMPLE_EXTS)[split]
-        if not out[split]:
-            raise FileNotFoundError(f"{split_root}: no images (.png/.jpg/.npy) found in real/ and fake/")
-    return out
-
-
-def _discover_class(root: Path, split: str, cls: str) -> list[Any]:
-    from dfig.data.layout import CLASS_DIRS, CLASS_NAMES, Sample, list_images
-
-    base = root / split / cls
-    found = [(base / d, lab) for d, lab in CLASS_DIRS.items() if (base / d).is_dir()]
-    if {lab for _, lab in found} != {0, 1}:
-        raise FileNotFoundError(f"{base}: expected class folders 'real' and 'fake' (or '0_real'/'1_fake')")
-    return sorted(
-        (Sample(p, lab, split, CLASS_NAMES[lab]) for d, lab in found for p in list_images(d, SAMPLE_EXTS)),
-        key=lambda s: str(s.path),
-    )
 
 
 def check_input_complete(opts: TrainOptions) -> list[dict[str, Any]]:
@@ -204,21 +162,6 @@ class CenterRegion:
 
     def __call__(self, path: Any) -> Any:
         return center_region(self.reader(path), self.size)
-
-
-def center_region(img: Any, size: int | None) -> Any:
-    """The central ``size x size`` region of a PIL image or HxWxC array (unchanged if smaller or None)."""
-    if not size:
-        return img
-    w, h = (
-        img.size if hasattr(img, "size") and not isinstance(img, np.ndarray) else (img.shape[1], img.shape[0])
-    )
-    if w < size or h < size:
-        return img
-    left, top = (w - size) // 2, (h - size) // 2
-    if isinstance(img, np.ndarray):
-        return img[top : top + size, left : left + size]
-    return img.crop((left, top, left + size, top + size))
 
 
 def region_reader(reader: Any, size: int | None) -> Any:

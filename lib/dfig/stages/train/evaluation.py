@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from dfig import io
+from dfig.io import predictions_frame
 from dfig.stages.train.checkpoints import BEST, load_checkpoint
 from dfig.stages.train.options import TrainOptions
 
@@ -52,7 +52,7 @@ def evaluate(
     appends the mean BCE loss, ``return_index=True`` the dataset indices (third item of each batch,
     as :class:`~dfig.data.dataset.ImageDataset` yields). The model's train/eval mode is restored.
     """
-    from tqdm.auto import tqdm
+    from dfig.progress import tqdm
 
     device = torch.device(device)
     was_training = model.training
@@ -85,20 +85,6 @@ def evaluate(
     if return_index:
         out += (np.concatenate(idx) if idx else np.zeros(0, int),)
     return out
-
-
-def predictions_frame(samples: Sequence[Any], y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> Any:
-    """Per-image predictions: path, label, p_fake, pred (``p_fake > threshold``, as dfig.core.metrics)."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "path": [str(s.path) for s in samples],
-            "label": y.astype(int),
-            "p_fake": p.astype(float),
-            "pred": (p > threshold).astype(int),
-        }
-    )
 
 
 def val_metrics(y: np.ndarray, p: np.ndarray, loss: float) -> dict[str, float]:

@@ -118,7 +118,7 @@ def train_one_epoch(
     desc: str = "train",
 ) -> tuple[float, int]:
     """One pass over ``loader``; returns (mean training loss, number of optimiser steps)."""
-    from tqdm.auto import tqdm
+    from dfig.progress import tqdm
 
     model.train()
     total, n, steps = torch.zeros((), device=device), 0, 0  # summed on the device: no sync per step

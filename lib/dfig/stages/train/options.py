@@ -20,6 +20,7 @@ from dfig import paths
 from dfig.core.models.backbones import ARCHS
 from dfig.core.models.fusion import TRAIN_MODES
 from dfig.data.cache import CACHE_MODES, DEFAULT_MAX_CACHE_MB
+from dfig.data.splits import SAMPLE_EXTS
 
 __all__ = [
     "ARCHS",
@@ -40,7 +41,6 @@ __all__ = [
 EARLYSTOP_METRICS: tuple[str, ...] = ("acc", "auc", "ap", "loss")
 LR_POLICIES: tuple[str, ...] = ("plateau", "cosine")
 EVAL_CROPS: tuple[str, ...] = ("center", "full", "grid")
-SAMPLE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 
 #: the original DFIG/CNNDetection names -> the one name of the setting (CLI aliases and old checkpoints;
 #: ``no_resize`` is handled apart: it means ``load_size=0``)
