@@ -7,6 +7,7 @@ made it) in ``reports/provenance.json`` so that each number in the paper can be 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -35,9 +36,8 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{dest.name}.", suffix=suffix or dest.suffix + TEMP_SUFFIX, dir=dest.parent
-    )
+    suffix = suffix or dest.suffix + TEMP_SUFFIX
+    fd, tmp = tempfile.mkstemp(prefix=f".{temp_key(dest, suffix).name}.", suffix=suffix, dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -49,11 +49,46 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
             tmp_path.unlink()
 
 
+#: bytes :func:`atomic_path` adds around the name it keeps of the destination: ``.`` + ``.`` + 8 random
+TEMP_OVERHEAD = 10
+
+
+def name_max(folder: str | os.PathLike[str]) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` (or its nearest existing parent) allows."""
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return int(os.pathconf(p, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def temp_key(dest: str | os.PathLike[str], suffix: str | None = None) -> Path:
+    """The destination name a temporary file of :func:`atomic_path` carries (what :func:`temp_target` returns).
+
+    Arguments: ``dest`` the final file; ``suffix`` the temporary file's suffix (default ``<dest suffix>.part``).
+    Returns ``dest`` itself when ``.<name>.<8 chars><suffix>`` fits the file system's name limit, else
+    ``dest`` with its stem cut (whole UTF-8 characters) and ``~<8 hex of the full name's hash>`` added, so
+    that a long file name can still be written atomically (issue 22).
+    """
+    dest = Path(dest)
+    suffix = dest.suffix + TEMP_SUFFIX if suffix is None else suffix
+    room = name_max(dest.parent) - TEMP_OVERHEAD - len(suffix.encode())
+    if len(dest.name.encode()) <= room:
+        return dest
+    tag = "~" + hashlib.sha1(dest.name.encode()).hexdigest()[:8]
+    keep = room - len(tag.encode()) - len(dest.suffix.encode())
+    stem = dest.stem.encode()[: max(keep, 1)].decode("utf-8", errors="ignore")
+    return dest.with_name(stem + tag + dest.suffix)
+
+
 def temp_target(path: str | os.PathLike[str]) -> Path | None:
     """The file that a temporary file of :func:`atomic_path` was to become, or ``None``.
 
     Arguments: ``path`` any file. Returns ``<folder>/<dest name>`` when the name is exactly as
-    :func:`atomic_path` names its temporary files (default suffix), else ``None`` (not ours).
+    :func:`atomic_path` names its temporary files (default suffix), else ``None`` (not ours). For a
+    destination name too long to carry whole, that is its :func:`temp_key`.
     """
     p = Path(path)
     m = _TEMP_NAME.match(p.name)
@@ -303,6 +338,7 @@ def update_stage_meta(
 __all__ = [
     "PATH_COLUMNS",
     "STAGE_META",
+    "TEMP_OVERHEAD",
     "TEMP_SUFFIX",
     "atomic_path",
     "atomic_write_bytes",
@@ -310,6 +346,7 @@ __all__ = [
     "copy_predictions_csv",
     "current_source",
     "load_json",
+    "name_max",
     "portable_dirs",
     "read_stage_meta",
     "record_provenance",
@@ -320,6 +357,7 @@ __all__ = [
     "save_predictions_csv",
     "save_table",
     "stage_meta_lock",
+    "temp_key",
     "temp_target",
     "update_stage_meta",
     "write_stage_meta",
