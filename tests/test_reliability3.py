@@ -80,3 +80,80 @@ def test_an_output_name_beyond_the_limit_is_a_named_skip(tmp_path: Path, monkeyp
     assert path.endswith(LONG) and "longer than the file system allows (143 bytes)" in reason
     assert _failed(io.read_stage_meta(tmp_path / "lnp"))[LONG] == reason
     assert (tmp_path / "lnp" / "test" / "real" / "short.png").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. extreme images: a pixel and aspect-ratio budget from the header, before decoding, in every stage
+
+
+@pytest.fixture(scope="module")
+def extreme(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 1x100000 strip and a real 12000x12000 JPEG (144 Mpx; grey, so writing it stays cheap)."""
+    d = tmp_path_factory.mktemp("extreme")
+    Image.new("RGB", (100000, 1), (90, 120, 150)).save(d / "strip.png")
+    Image.new("L", (12000, 12000), 128).save(d / "huge.jpg", quality=50)
+    return {"strip": d / "strip.png", "huge": d / "huge.jpg"}
+
+
+def _with_extremes(root: Path, extreme: dict[str, Path], split: str = "test", cls: str = "fake") -> Path:
+    import shutil
+
+    d = root / split / cls
+    d.mkdir(parents=True, exist_ok=True)
+    for p in extreme.values():
+        shutil.copy(p, d / p.name)
+    return root
+
+
+def _budget_reasons(failed) -> dict[str, str]:
+    reasons = {Path(p).name: r for p, r in failed}
+    assert "above the budget of 50.0 Mpx" in reasons["huge.jpg"], reasons
+    assert "aspect ratio of 100000:1" in reasons["strip.png"], reasons
+    return reasons
+
+
+def test_extreme_images_are_counted_skips_in_segment_and_lnp(tmp_path: Path, extreme) -> None:
+    import tracemalloc
+
+    raw = tmp_path / "raw"
+    _img(raw / "test" / "fake" / "ok.png")
+    _with_extremes(raw, extreme)
+    tracemalloc.start()
+    rep = S.segment_tree(raw, tmp_path / "faces", S.WholeImageSegmenter(), progress=False)
+    _budget_reasons(rep.failed)
+    rep = L.extract_tree(raw, tmp_path / "lnp", _Zero(), progress=False)
+    _budget_reasons(rep.failed)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100e6  # nothing was decoded (a decode of huge.jpg alone is 432 MB)
+    assert _failed(io.read_stage_meta(tmp_path / "lnp")).keys() == {"huge.jpg", "strip.png"}
+    with pytest.raises(Exception, match="above the budget"):
+        L.extract_tree(raw, tmp_path / "lnp2", _Zero(), policy="strict", progress=False)
+
+
+def test_extreme_images_are_dropped_by_training_and_prediction(tmp_path: Path, extreme, monkeypatch) -> None:
+    from dfig.data.dataset import ImageDataset
+    from dfig.data.layout import Sample
+    from dfig.data.images import BadImageError, load_rgb
+    from dfig.stages.predict import predict_folder
+
+    from tests.test_integrity_run import FEATURES, fake_checkpoint, make_tree
+
+    samples = [Sample(p, 1, "train", "fake") for p in extreme.values()]
+    ds = ImageDataset(samples, transform=None)
+    assert len(ds) == 0 and _budget_reasons(ds.report.failed)
+    big = np.zeros((3, 10, 200000), np.float16)  # a clean LNP strip (CxHxW as torch writes it)
+    np.save(tmp_path / "strip.npy", big)
+    from dfig.data.dataset import load_sample_image
+
+    with pytest.raises(BadImageError, match="aspect ratio of 20000:1"):
+        load_sample_image(tmp_path / "strip.npy")
+    tree = _with_extremes(make_tree(tmp_path / "lnp", n=1, size=48, splits=("test",)), extreme)
+    ck = fake_checkpoint(tmp_path / "ck" / "m.pth", FEATURES)
+    df = predict_folder(ck, tree, max_pixels=None)  # predict's own limit off: the global budget still holds
+    assert len(df) == 2 and _budget_reasons(df.attrs["skipped"])
+    monkeypatch.setenv("DFIG_MAX_ASPECT", "0")  # the user raises the budget: the strip is read
+    assert load_rgb(extreme["strip"]).size == (100000, 1)
+    monkeypatch.setenv("DFIG_MAX_ASPECT", "ten")
+    with pytest.raises(ValueError, match="DFIG_MAX_ASPECT='ten' must be a number"):
+        load_rgb(extreme["strip"])
