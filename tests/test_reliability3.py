@@ -157,3 +157,42 @@ def test_extreme_images_are_dropped_by_training_and_prediction(tmp_path: Path, e
     monkeypatch.setenv("DFIG_MAX_ASPECT", "ten")
     with pytest.raises(ValueError, match="DFIG_MAX_ASPECT='ten' must be a number"):
         load_rgb(extreme["strip"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. strict JSON records: null with the reason where a metric is undefined, never a bare NaN
+
+
+def _strict_load(path: Path) -> dict:
+    def refuse(name: str):
+        raise AssertionError(f"{path} holds a bare {name}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_one_class_test_split_writes_strict_json(tmp_path: Path) -> None:
+    import shutil
+
+    from dfig.stages.train import train
+
+    from tests.test_integrity_run import make_tree, tiny
+
+    tree = make_tree(tmp_path / "lnp", n=4, size=36)
+    shutil.rmtree(tree / "test" / "fake")
+    (tree / "test" / "fake").mkdir()
+    res = train(tiny(tree, tmp_path / "ck", evaluate_test=True))
+    summary = _strict_load(tmp_path / "ck" / "tiny" / "summary.json")
+    undefined = summary[io.UNDEFINED_KEY]
+    keys = [k for k in undefined if k.endswith("roc_auc")]
+    assert keys and "no fake images" in undefined[keys[0]], undefined
+    node = summary
+    for part in keys[0].split("."):
+        node = node[part]
+    assert node is None and res is not None
+
+
+def test_save_json_never_writes_nan(tmp_path: Path) -> None:
+    p = io.save_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"n_real": 3, "n_fake": 0, "ap": float("nan")}}, tmp_path / "m.json")
+    d = _strict_load(p)
+    assert d["a"] is None and d["b"] == [1.0, None] and d["c"]["ap"] is None
+    assert set(d[io.UNDEFINED_KEY]) == {"a", "b[1]", "c.ap"} and "no fake images" in d[io.UNDEFINED_KEY]["c.ap"]

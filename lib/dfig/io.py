@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -144,16 +145,55 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+#: the key under which :func:`strict_json` lists each undefined (NaN) or infinite number and why
+UNDEFINED_KEY = "_undefined"
+
+
+def _why_undefined(value: float, where: dict[str, Any]) -> str:
+    """Why a metric is not a number, from the class counts beside it (``n_real``/``n_fake``)."""
+    if not math.isnan(value):
+        return f"infinite ({value})"
+    for cls in ("real", "fake"):
+        if where.get(f"n_{cls}") == 0:
+            return f"undefined: the split has no {cls} images (one class)"
+    return "undefined (not a number)"
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` as strict JSON: every NaN or infinite float becomes ``null``, and a top-level mapping gets
+    :data:`UNDEFINED_KEY` = ``{"dotted.key": reason}`` for each (strict readers reject bare ``NaN``).
+
+    Arguments: ``obj`` JSON-like (already through ``_jsonable``). Returns: the cleaned copy.
+    """
+    found: dict[str, str] = {}
+
+    def walk(o: Any, key: str, parent: dict[str, Any]) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            found[key] = _why_undefined(o, parent)
+            return None
+        if isinstance(o, dict):
+            return {k: walk(v, f"{key}.{k}" if key else str(k), o) for k, v in o.items()}
+        if isinstance(o, list):
+            return [walk(v, f"{key}[{i}]", parent) for i, v in enumerate(o)]
+        return o
+
+    out = walk(obj, "", {})
+    if found and isinstance(out, dict):
+        out[UNDEFINED_KEY] = {**(out.get(UNDEFINED_KEY) or {}), **found}
+    return out
+
+
 def save_json(obj: Any, dest: str | os.PathLike[str], *, portable: bool = False) -> Path:
-    """Write ``obj`` as indented JSON, atomically.
+    """Write ``obj`` as indented, strict JSON (:func:`strict_json`: ``null`` with a reason, never ``NaN``), atomically.
 
     Arguments: ``obj`` JSON-like; ``dest`` the file; ``portable=True`` (every report output) writes
     every path as :func:`dfig.paths.portable` does, so no absolute path of this machine is written.
     Returns: ``dest``.
     """
+    obj = strict_json(json.loads(json.dumps(obj, default=_jsonable)))
     if portable:
-        obj = paths.portable_obj(json.loads(json.dumps(obj, default=_jsonable)))
-    return atomic_write_text(dest, json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
+        obj = paths.portable_obj(obj)
+    return atomic_write_text(dest, json.dumps(obj, indent=2, allow_nan=False, sort_keys=False) + "\n")
 
 
 def load_json(path: str | os.PathLike[str]) -> Any:
@@ -340,6 +380,7 @@ __all__ = [
     "STAGE_META",
     "TEMP_OVERHEAD",
     "TEMP_SUFFIX",
+    "UNDEFINED_KEY",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -356,6 +397,7 @@ __all__ = [
     "save_metrics",
     "save_predictions_csv",
     "save_table",
+    "strict_json",
     "stage_meta_lock",
     "temp_key",
     "temp_target",
