@@ -196,3 +196,96 @@ def test_save_json_never_writes_nan(tmp_path: Path) -> None:
     d = _strict_load(p)
     assert d["a"] is None and d["b"] == [1.0, None] and d["c"]["ap"] is None
     assert set(d[io.UNDEFINED_KEY]) == {"a", "b[1]", "c.ap"} and "no fake images" in d[io.UNDEFINED_KEY]["c.ap"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. a file the user names is used or is an error: never a silent fallback, never called "missing"
+
+
+def _lnp_cli(tmp_path: Path, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    raw = tmp_path / "raw"
+    if not raw.is_dir():
+        _img(raw / "test" / "real" / "a.png")
+    env = {**os.environ, "DFIG_ALLOW_FALLBACKS": "1", "DFIG_WEIGHTS": str(tmp_path / "noweights")}
+    cmd = [sys.executable, "-m", "dfig.stages.lnp", "--input_dir", str(raw), "--no_progress", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "devzero"])
+def test_lnp_named_checkpoint_is_used_or_an_error(tmp_path: Path, kind: str) -> None:
+    named = tmp_path / "sidd_rgb.pth"
+    if kind == "folder":
+        named.mkdir()
+    elif kind == "devzero":
+        named.symlink_to("/dev/zero")
+    r = _lnp_cli(tmp_path, "--output_dir", str(tmp_path / "lnp"), "--checkpoint", str(named))
+    assert r.returncode == 2, r.stdout + r.stderr
+    [line] = [x for x in r.stderr.splitlines() if x.strip()]
+    assert line.startswith("error: ") and str(named) in line and "Traceback" not in r.stderr
+    assert {"missing": "not found", "folder": "expected", "devzero": "device"}[kind] in line
+    assert not (tmp_path / "lnp").exists()
+    # nothing named: the labelled fallback still applies (the weights folder is empty)
+    r = _lnp_cli(tmp_path, "--output_dir", str(tmp_path / "lnp2"))
+    assert r.returncode == 0 and "FALLBACK" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("kind", ["folder", "devzero"])
+def test_weights_never_call_a_folder_or_device_missing(tmp_path: Path, kind: str) -> None:
+    from dfig import weights
+
+    d = tmp_path / "pretrained"
+    d.mkdir()
+    at = d / "sidd_rgb.pth"
+    at.mkdir() if kind == "folder" else at.symlink_to("/dev/zero")
+    row = next(r for r in weights.status(d) if r["name"] == "cycleisp_sidd_rgb")
+    assert row["state"] == "not a file", row
+    with pytest.raises(weights.WrongWeightsError, match="is a folder" if kind == "folder" else "/dev/zero"):
+        weights.locate("cycleisp_sidd_rgb", d)
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. faceless photos are flagged and counted; a folder with no readable image is an error
+
+
+def test_predict_raw_flags_a_photo_without_a_face(tmp_path: Path, capsys) -> None:
+    from dfig.stages.predict import main, predict_folder
+    from dfig.stages.predict.pipeline import InputMismatchWarning
+
+    from tests.test_predict import extract, fake_checkpoint, make_raw_tree
+
+    raw = make_raw_tree(tmp_path / "raw", n=1)
+    Image.new("RGB", (48, 48), (200, 30, 30)).save(raw / "test" / "fake" / "solid.jpg", quality=95)
+    ck = fake_checkpoint(tmp_path / "m.pth", io.read_stage_meta(extract(raw, tmp_path / "x", "compat")))
+    with pytest.warns(InputMismatchWarning, match="1 of 3 photo"):
+        df = predict_folder(ck, raw, raw=True)
+    flags = dict(zip((Path(p).name for p in df["path"]), df["face_found"], strict=True))
+    assert flags == {"real_0.jpg": True, "fake_0.jpg": True, "solid.jpg": False}
+    [(p, why)] = df.attrs["no_face"]
+    assert p.endswith("solid.jpg") and "featureless" in why
+    out_csv = tmp_path / "p.csv"
+    argv = ["--model_path", str(ck), "--input_dir", str(raw), "--raw", "--output_csv", str(out_csv)]
+    assert main([*argv, "--no_progress"]) == 0
+    out = capsys.readouterr().out
+    assert "NO FACE" in out and "solid.jpg" in out and "face_found" in out_csv.read_text().splitlines()[0]
+
+
+def test_predict_on_a_folder_of_non_images_is_an_error(tmp_path: Path, capsys) -> None:
+    from dfig.stages.predict import main
+
+    from tests.test_integrity_run import FEATURES, fake_checkpoint, one_line_error
+
+    d = tmp_path / "docs" / "test" / "real"
+    d.mkdir(parents=True)
+    for name in ("a.png", "b.jpg", "c.npy"):
+        (d / name).write_text("not an image\n")
+    ck = fake_checkpoint(tmp_path / "ck" / "m.pth", FEATURES)
+    out_csv = tmp_path / "p.csv"
+    argv = ["--model_path", str(ck), "--input_dir", str(tmp_path / "docs"), "--output_csv", str(out_csv)]
+    assert main([*argv, "--no_progress"]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "no images that can be read" in line and "all 3 files were skipped" in line
+    assert not out_csv.exists()
