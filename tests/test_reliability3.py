@@ -289,3 +289,185 @@ def test_predict_on_a_folder_of_non_images_is_an_error(tmp_path: Path, capsys) -
     line = one_line_error(capsys.readouterr().err)
     assert "no images that can be read" in line and "all 3 files were skipped" in line
     assert not out_csv.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. a full disk or a read-only folder: one line saying so, naming the path, no traceback
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """Mount a real tmpfs: ``small_fs(size, ro=False)`` -> its folder; unmounted afterwards (root only)."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def make(size: str, ro: bool = False) -> Path:
+        d = tmp_path / f"fs{len(mounted)}"
+        d.mkdir()
+        opts = f"size={size}" + (",ro" if ro else "")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(d)], capture_output=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()})")
+        mounted.append(d)
+        return d
+
+    yield make
+    for d in mounted:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_full_disk_during_checkpoint_save_is_one_line(tmp_path: Path, small_fs, capsys) -> None:
+    from dfig.stages.train.cli import main
+
+    from tests.test_integrity_run import make_tree, one_line_error
+
+    tree = make_tree(tmp_path / "lnp", n=4, size=36)
+    full = small_fs("2m")  # MobileNetV2's checkpoint is ~9 MB
+    argv = ["--name", "t", "--dataroot", str(tree), "--arch", "mobilev2", "--train_mode", "0",
+            "--batch_size", "8", "--load_size", "36", "--crop_size", "32", "--epochs", "1",
+            "--checkpoints_dir", str(full), "--device", "cpu", "--bn_recalibrate", "0", "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "no space left on the device" in line and str(full / "t") in line
+    assert not [p for p in full.rglob("*.part")]
+
+
+def test_segment_into_a_read_only_folder_is_one_line(tmp_path: Path, small_fs) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_integrity_run import one_line_error
+
+    raw = tmp_path / "raw"
+    _img(raw / "test" / "real" / "a.png")
+    ro = small_fs("1m", ro=True)
+    cmd = [sys.executable, "-m", "dfig.stages.segment", "--input_dir", str(raw), "--output_dir", str(ro / "faces"),
+           "--segmenter", "prior", "--no_progress"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "DFIG_ALLOW_FALLBACKS": "1"})
+    assert r.returncode == 2
+    err = "\n".join(x for x in r.stderr.splitlines() if "FallbackWarning" not in x and "use_fallback" not in x)
+    line = one_line_error(err)
+    assert "Read-only file system" in line and str(ro / "faces") in line
+
+
+# ---------------------------------------------------------------------------------------------
+# 3 and 4. run_all: the manifest says running / incomplete; one run_all per profile (a lock naming the pid)
+
+
+def _notebook(path: Path, code: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'smoke'")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def slow_profile(tmp_path: Path) -> dict[str, Path]:
+    """Notebooks 91_fast (instant) and 92_slow (sleeps 300 s), a profile running both, and a driver
+    script that runs run_all.py's ``cli`` with that notebook folder."""
+    from dfig import paths
+
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _notebook(nbdir / "91_fast.ipynb", "print('fast done')")
+    _notebook(nbdir / "92_slow.ipynb", "import time\ntime.sleep(300)")
+    prof = tmp_path / "lockp.yaml"
+    prof.write_text("name: lockp\ncommon: {profile: lockp}\nruns:\n  - notebook: 91_fast\n  - notebook: 92_slow\n")
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import importlib.util, sys\nfrom pathlib import Path\n"
+        f"spec = importlib.util.spec_from_file_location('run_all', {str(paths.root() / 'run_all.py')!r})\n"
+        "mod = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(mod)\n"
+        f"mod.NOTEBOOKS = Path({str(nbdir)!r})\nsys.exit(mod.cli(sys.argv[1:]))\n"
+    )
+    return {"nbdir": nbdir, "profile": prof, "driver": driver}
+
+
+def _start(slow_profile: dict[str, Path]):
+    import subprocess
+    import sys
+
+    from dfig import paths
+
+    cmd = [sys.executable, str(slow_profile["driver"]), "--profile", str(slow_profile["profile"])]
+    return subprocess.Popen(
+        cmd, cwd=paths.root(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def _wait_for_slow_run(proc, manifest: Path) -> dict:
+    import time
+
+    for _ in range(600):
+        if manifest.is_file():
+            man = json.loads(manifest.read_text())
+            if [e["run"] for e in man["runs"]] == ["91_fast"]:
+                return man
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("the first run never finished")
+
+
+def _stop_group(proc) -> None:
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run_all we started and its kernels
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def test_interrupted_run_all_says_running_then_incomplete(slow_profile, run_all) -> None:
+    import signal
+
+    from dfig import paths
+    from dfig.report import runstate
+
+    manifest = paths.reports_dir("lockp") / "manifest.json"
+    proc = _start(slow_profile)
+    try:
+        man = _wait_for_slow_run(proc, manifest)
+        assert man["status"] == "running" and man["pid"] == proc.pid and man["finished"] is None
+        assert runstate.read_status("lockp") == "running"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "incomplete" in err and "Traceback" not in err, err
+    finally:
+        _stop_group(proc)
+    man = json.loads(manifest.read_text())
+    assert man["status"] == "incomplete" and man["finished"] is None
+    inc = man["incomplete"]
+    assert inc["finished_runs"] == ["91_fast"] and inc["unfinished_runs"] == ["92_slow"]
+    assert "SIGTERM" in inc["reason"]
+
+
+def test_second_run_all_is_refused_and_a_dead_holder_is_taken_over(slow_profile, run_all, monkeypatch) -> None:
+    from dfig import paths
+    from dfig.report import runstate
+
+    manifest = paths.reports_dir("lockp") / "manifest.json"
+    proc = _start(slow_profile)
+    try:
+        _wait_for_slow_run(proc, manifest)
+        monkeypatch.setattr(run_all, "NOTEBOOKS", slow_profile["nbdir"])
+        argv = ["--profile", str(slow_profile["profile"]), "--only", "91_fast", "--set", "profile=lockp"]
+        with pytest.raises(SystemExit, match=rf"already being run by run_all \(pid {proc.pid} "):
+            run_all.main(argv)
+        _stop_group(proc)  # kill -9: no handler runs, the manifest still says running
+        assert json.loads(manifest.read_text())["status"] == "running"
+        assert runstate.read_status("lockp") == "incomplete"  # its process is gone
+        assert run_all.main(argv) == 0  # the stale lock is taken over
+    finally:
+        _stop_group(proc)
+    man = json.loads(manifest.read_text())
+    assert man["status"] == "ok" and [e["run"] for e in man["runs"]] == ["91_fast"]
+    earlier = man["partial_runs"]
+    assert earlier and runstate.read_lock(open(runstate.lock_file("lockp"))) == {}
