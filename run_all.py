@@ -570,7 +570,10 @@ def cli(argv: list[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, runstate.RunInterrupted) as e:
         marked = runstate.abandon(f"interrupted ({type(e).__name__}: {e or 'Ctrl-C'})")
-        print(f"error: interrupted; {', '.join(map(str, marked)) or 'the manifest'} says incomplete", file=sys.stderr)
+        print(
+            f"error: interrupted; {', '.join(map(str, marked)) or 'the manifest'} says incomplete",
+            file=sys.stderr,
+        )
         return 130
     finally:
         runstate.abandon("run_all ended with an error before finishing")  # no-op after a normal end

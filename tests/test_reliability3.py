@@ -60,7 +60,9 @@ def test_long_names_go_through_segment_and_lnp(tmp_path: Path) -> None:
     assert not rep.failed and (lnp / "test" / "real" / (LONG[:-4] + ".npy")).is_file()
     assert not [p for p in tmp_path.rglob("*.part")]
     # an orphan temporary file of a long name (kill -9) is recognised and removed on rerun
-    orphan = faces / "test" / "real" / f".{io.temp_key(faces / 'test' / 'real' / LONG).name}.abcdefgh.png.part"
+    orphan = (
+        faces / "test" / "real" / f".{io.temp_key(faces / 'test' / 'real' / LONG).name}.abcdefgh.png.part"
+    )
     orphan.write_bytes(b"half")
     assert io.temp_target(orphan) == io.temp_key(faces / "test" / "real" / LONG)
     S.segment_tree(raw, faces, S.WholeImageSegmenter(), progress=False)
@@ -133,10 +135,9 @@ def test_extreme_images_are_counted_skips_in_segment_and_lnp(tmp_path: Path, ext
 
 def test_extreme_images_are_dropped_by_training_and_prediction(tmp_path: Path, extreme, monkeypatch) -> None:
     from dfig.data.dataset import ImageDataset
-    from dfig.data.layout import Sample
     from dfig.data.images import BadImageError, load_rgb
+    from dfig.data.layout import Sample
     from dfig.stages.predict import predict_folder
-
     from tests.test_integrity_run import FEATURES, fake_checkpoint, make_tree
 
     samples = [Sample(p, 1, "train", "fake") for p in extreme.values()]
@@ -174,7 +175,6 @@ def test_one_class_test_split_writes_strict_json(tmp_path: Path) -> None:
     import shutil
 
     from dfig.stages.train import train
-
     from tests.test_integrity_run import make_tree, tiny
 
     tree = make_tree(tmp_path / "lnp", n=4, size=36)
@@ -192,10 +192,15 @@ def test_one_class_test_split_writes_strict_json(tmp_path: Path) -> None:
 
 
 def test_save_json_never_writes_nan(tmp_path: Path) -> None:
-    p = io.save_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"n_real": 3, "n_fake": 0, "ap": float("nan")}}, tmp_path / "m.json")
+    p = io.save_json(
+        {"a": float("nan"), "b": [1.0, float("inf")], "c": {"n_real": 3, "n_fake": 0, "ap": float("nan")}},
+        tmp_path / "m.json",
+    )
     d = _strict_load(p)
     assert d["a"] is None and d["b"] == [1.0, None] and d["c"]["ap"] is None
-    assert set(d[io.UNDEFINED_KEY]) == {"a", "b[1]", "c.ap"} and "no fake images" in d[io.UNDEFINED_KEY]["c.ap"]
+    assert (
+        set(d[io.UNDEFINED_KEY]) == {"a", "b[1]", "c.ap"} and "no fake images" in d[io.UNDEFINED_KEY]["c.ap"]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +259,6 @@ def test_weights_never_call_a_folder_or_device_missing(tmp_path: Path, kind: str
 def test_predict_raw_flags_a_photo_without_a_face(tmp_path: Path, capsys) -> None:
     from dfig.stages.predict import main, predict_folder
     from dfig.stages.predict.pipeline import InputMismatchWarning
-
     from tests.test_predict import extract, fake_checkpoint, make_raw_tree
 
     raw = make_raw_tree(tmp_path / "raw", n=1)
@@ -275,7 +279,6 @@ def test_predict_raw_flags_a_photo_without_a_face(tmp_path: Path, capsys) -> Non
 
 def test_predict_on_a_folder_of_non_images_is_an_error(tmp_path: Path, capsys) -> None:
     from dfig.stages.predict import main
-
     from tests.test_integrity_run import FEATURES, fake_checkpoint, one_line_error
 
     d = tmp_path / "docs" / "test" / "real"
@@ -319,7 +322,6 @@ def small_fs(tmp_path: Path):
 
 def test_full_disk_during_checkpoint_save_is_one_line(tmp_path: Path, small_fs, capsys) -> None:
     from dfig.stages.train.cli import main
-
     from tests.test_integrity_run import make_tree, one_line_error
 
     tree = make_tree(tmp_path / "lnp", n=4, size=36)
@@ -345,9 +347,13 @@ def test_segment_into_a_read_only_folder_is_one_line(tmp_path: Path, small_fs) -
     ro = small_fs("1m", ro=True)
     cmd = [sys.executable, "-m", "dfig.stages.segment", "--input_dir", str(raw), "--output_dir", str(ro / "faces"),
            "--segmenter", "prior", "--no_progress"]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "DFIG_ALLOW_FALLBACKS": "1"})
+    r = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "DFIG_ALLOW_FALLBACKS": "1"}
+    )
     assert r.returncode == 2
-    err = "\n".join(x for x in r.stderr.splitlines() if "FallbackWarning" not in x and "use_fallback" not in x)
+    err = "\n".join(
+        x for x in r.stderr.splitlines() if "FallbackWarning" not in x and "use_fallback" not in x
+    )
     line = one_line_error(err)
     assert "Read-only file system" in line and str(ro / "faces") in line
 
@@ -378,7 +384,9 @@ def slow_profile(tmp_path: Path) -> dict[str, Path]:
     _notebook(nbdir / "91_fast.ipynb", "print('fast done')")
     _notebook(nbdir / "92_slow.ipynb", "import time\ntime.sleep(300)")
     prof = tmp_path / "lockp.yaml"
-    prof.write_text("name: lockp\ncommon: {profile: lockp}\nruns:\n  - notebook: 91_fast\n  - notebook: 92_slow\n")
+    prof.write_text(
+        "name: lockp\ncommon: {profile: lockp}\nruns:\n  - notebook: 91_fast\n  - notebook: 92_slow\n"
+    )
     driver = tmp_path / "driver.py"
     driver.write_text(
         "import importlib.util, sys\nfrom pathlib import Path\n"
@@ -397,7 +405,12 @@ def _start(slow_profile: dict[str, Path]):
 
     cmd = [sys.executable, str(slow_profile["driver"]), "--profile", str(slow_profile["profile"])]
     return subprocess.Popen(
-        cmd, cwd=paths.root(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        cwd=paths.root(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -449,7 +462,9 @@ def test_interrupted_run_all_says_running_then_incomplete(slow_profile, run_all)
     assert "SIGTERM" in inc["reason"]
 
 
-def test_second_run_all_is_refused_and_a_dead_holder_is_taken_over(slow_profile, run_all, monkeypatch) -> None:
+def test_second_run_all_is_refused_and_a_dead_holder_is_taken_over(
+    slow_profile, run_all, monkeypatch
+) -> None:
     from dfig import paths
     from dfig.report import runstate
 
@@ -471,3 +486,99 @@ def test_second_run_all_is_refused_and_a_dead_holder_is_taken_over(slow_profile,
     assert man["status"] == "ok" and [e["run"] for e in man["runs"]] == ["91_fast"]
     earlier = man["partial_runs"]
     assert earlier and runstate.read_lock(open(runstate.lock_file("lockp"))) == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. every value and profile key checked before anything runs; profile errors name file, line and key
+
+
+@pytest.mark.parametrize(
+    "setting,needle",
+    [
+        ("epochs=-1", "epochs and train_repeats must be >= 1"),
+        ("crop_size=0", "crop_size must be >= 1, got 0"),
+        ("crop_size=-5", "crop_size must be >= 1, got -5"),
+        ("lr=-1", "lr must be > 0, got -1"),
+        ("batch_size=0", "batch_size"),
+        ("n_boot=0", "n_boot=0 (05_evaluate): must be >= 1"),
+        ("classical_h=0", "classical_h=0 (02_lnp): must be > 0"),
+    ],
+)
+def test_out_of_range_values_are_refused_before_running(run_all, setting: str, needle: str) -> None:
+    with pytest.raises(SystemExit) as e:
+        run_all.main(["--profile", "smoke", "--set", setting, "--list"])
+    assert needle in str(e.value.code) and "--set" in str(e.value.code)
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("name: x\nruns:\n  - notebook: 06_paper\n    params: {publish: [\n", ":5:1: YAML syntax error"),
+        ("name: x\nruns:\n\t- notebook: 06_paper\n", ":3:1: YAML syntax error"),
+        ("name: x\nruns:\n  - notebook: 06_paper\n    grid:\n      publish: true\n", ":4: `grid` of run 1"),
+        ("name: x\nallow_fallbacks: maybe\nruns:\n  - notebook: 06_paper\n", ":2: `allow_fallbacks` must be"),
+        ("name: ../../x\nruns:\n  - notebook: 06_paper\n", ":1: `name: ../../x` may hold only"),
+        (
+            "name: x\ngrids: {06_paper: {publish: true}}\nruns:\n  - notebook: 06_paper\n",
+            ":2: `grids: 06_paper:`",
+        ),
+    ],
+    ids=["syntax", "tab", "grid-mapping", "bool", "unsafe-name", "grids-mapping"],
+)
+def test_profile_errors_are_one_line_with_file_and_line(
+    run_all, tmp_path: Path, text: str, needle: str
+) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(SystemExit) as e:
+        run_all.main(["--profile", str(p), "--list"])
+    msg = str(e.value.code)
+    assert "\n" not in msg and f"profile {p}{needle}" in msg, msg
+
+
+def test_base_profile_name_is_not_passed_to_the_notebooks(run_all, tmp_path: Path) -> None:
+    p = tmp_path / "mine.yaml"
+    p.write_text("base: smoke\nname: mine\ndescription: smoke under another name\n")
+    runs = run_all.expand(run_all.check_profile(run_all.load_profile(str(p)), str(p)), None, {})
+    assert {r["parameters"]["profile"] for r in runs} == {"mine"}
+
+
+def test_run_all_into_a_read_only_folder_is_one_line(tmp_path: Path, small_fs, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    from dfig import paths
+    from tests.test_integrity_run import one_line_error
+
+    ro = small_fs("1m", ro=True)
+    env = {**__import__("os").environ, "DFIG_REPORTS": str(ro / "reports")}
+    cmd = [sys.executable, str(paths.root() / "run_all.py"), "--only", "01"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=paths.root())
+    assert r.returncode == 2
+    line = one_line_error(r.stderr)
+    assert "Read-only file system" in line and str(ro / "reports") in line
+
+
+def test_a_full_disk_during_the_paper_rebuild_is_one_line(
+    run_all, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import errno
+
+    from dfig import paths
+    from dfig.report import paper
+
+    pdf = paths.reports_dir("smoke") / "DFIG_v2.pdf"
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    pdf.write_bytes(b"%PDF old")
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(pdf.parent / "paper" / "main.pdf"))
+
+    monkeypatch.setattr(paper, "build_paper", full)
+    monkeypatch.setattr(
+        run_all, "main", lambda argv: print(run_all.paper_line({"name": "smoke"}, [], 0, True))
+    )
+    assert run_all.cli([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rebuilding the paper failed" in err and "no space left" in err
+    assert str(pdf.parent / "paper" / "main.pdf") in err

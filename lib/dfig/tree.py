@@ -112,7 +112,10 @@ def plan_tree(
             )
         elif len(dest.name.encode()) > limit:
             plan.refused.append(
-                (f, f"its output name is longer than the file system allows ({limit} bytes): rename the input")
+                (
+                    f,
+                    f"its output name is longer than the file system allows ({limit} bytes): rename the input",
+                )
             )
         elif first != f:
             plan.refused.append(

@@ -113,7 +113,10 @@ def check_shape(data: dict[str, Any], source: str, path: Path | None) -> None:
             fail((key,), f"`{key}` must be {_kind(want[0]())}, found {_kind(data[key])}")
     name = data.get("name")
     if isinstance(name, str) and (not SAFE_NAME.match(name) or ".." in name):
-        fail(("name",), f"`name: {name}` may hold only letters, digits, '_', '.', '-' (it names reports/<name>/)")
+        fail(
+            ("name",),
+            f"`name: {name}` may hold only letters, digits, '_', '.', '-' (it names reports/<name>/)",
+        )
     if data.get("standin_weights") not in (None, *STANDIN_POLICIES):
         fail(("standin_weights",), f"`standin_weights` must be one of {', '.join(STANDIN_POLICIES)}")
     for i, run in enumerate(data.get("runs") or []):
@@ -136,7 +139,10 @@ def check_run(run: dict[str, Any], at: tuple[Any, ...], fail: Any) -> None:
         fail((*at, "params"), f"`params` of run {n} must be a mapping, found {_kind(run['params'])}")
     grid = run.get("grid")
     if grid is not None and (not isinstance(grid, list) or not all(isinstance(g, dict) for g in grid)):
-        fail((*at, "grid"), f"`grid` of run {n} must be a list of mappings (`- {{key: value}}`), found {_kind(grid)}")
+        fail(
+            (*at, "grid"),
+            f"`grid` of run {n} must be a list of mappings (`- {{key: value}}`), found {_kind(grid)}",
+        )
 
 
 def range_error(key: str, value: Any) -> str | None:

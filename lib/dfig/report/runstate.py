@@ -45,7 +45,10 @@ def check_writable(profile: str) -> None:
     from dfig.clierrors import check_writable as probe
     from dfig.clierrors import one_line
 
-    for folder, what in ((paths.reports_dir(profile), "DFIG_REPORTS"), (paths.work_dir(profile), "DFIG_WORK")):
+    for folder, what in (
+        (paths.reports_dir(profile), "DFIG_REPORTS"),
+        (paths.work_dir(profile), "DFIG_WORK"),
+    ):
         try:
             probe(folder, f"folder (set {what})")
         except OSError as e:
@@ -86,7 +89,9 @@ def acquire(profile: str, runs: list[str], started: str) -> dict[str, Any]:
     f.flush()
     HELD[key] = f
     if old.get("pid"):
-        mark_incomplete(profile, f"run_all pid {old['pid']} (started {old.get('started')}) ended without finishing", old)
+        mark_incomplete(
+            profile, f"run_all pid {old['pid']} (started {old.get('started')}) ended without finishing", old
+        )
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
     return old

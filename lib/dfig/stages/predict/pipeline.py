@@ -239,7 +239,9 @@ def no_face_reason(rgb: np.ndarray, mask: np.ndarray | None) -> str | None:
     region = grey[np.asarray(mask, dtype=bool)] if mask is not None else grey
     std = float(region.std())
     if std < FACELESS_STD:
-        return f"no face found: the face region is featureless (grey-level std {std:.2f}, e.g. a solid colour)"
+        return (
+            f"no face found: the face region is featureless (grey-level std {std:.2f}, e.g. a solid colour)"
+        )
     return None
 
 

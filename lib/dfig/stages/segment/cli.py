@@ -76,9 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``python -m dfig.segment``: segment a dataset tree (as the original SAM.py was used)."""
     a = build_parser().parse_args(argv)
-    from dfig.fallback import FallbackNotAllowed
-
     from dfig.clierrors import USER_ERRORS, fail, output_error
+    from dfig.fallback import FallbackNotAllowed
 
     try:
         seg, rec = build_segmenter(
