@@ -34,7 +34,7 @@ import yaml
 
 from dfig import paths
 from dfig.notebook import train_run_name
-from dfig.report import manifest
+from dfig.report import manifest, profilecheck, runstate
 
 NOTEBOOKS = paths.notebooks_dir()
 
@@ -45,8 +45,9 @@ def load_profile(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
     if not p.exists():
         have = sorted(q.stem for q in paths.profiles_dir().glob("*.yaml"))
         raise SystemExit(f"profile {name!r} not found ({p}); available: {', '.join(have)}")
-    with open(p, encoding="utf-8") as f:
-        prof = yaml.safe_load(f)
+    prof = profilecheck.read_yaml(p, profile_source(name))  # issue 22: syntax errors as one line
+    if isinstance(prof, dict):
+        profilecheck.check_shape(prof, profile_source(name), p)  # key types, safe name, with line numbers
     if isinstance(prof, dict) and prof.get("base"):  # anything else: check_profile names the problem
         if prof["base"] in (*_chain, name):
             raise SystemExit(f"profile {p}: circular base {' -> '.join((*_chain, name, prof['base']))}")
@@ -74,6 +75,8 @@ def inherit(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     [...]}`` replaces its grid. Returns the merged profile (``base`` = the base profile's name)."""
     out = {**base, **{k: v for k, v in over.items() if k not in ("common", "params", "grids")}}
     out["common"] = {**base.get("common", {}), **over.get("common", {})}
+    if "profile" in out["common"] and "profile" not in over.get("common", {}):
+        out["common"]["profile"] = over.get("name", out["common"]["profile"])  # never the base's folder
     params, grids = over.get("params", {}), over.get("grids", {})
     unknown = sorted((set(params) | set(grids)) - {r["notebook"] for r in out["runs"]})
     if unknown:
@@ -216,6 +219,8 @@ def check_values(runs: list[dict[str, Any]], overrides: dict[str, Any]) -> None:
             if why:
                 src = "--set" if k in overrides else "profile"
                 errors[f"{src} {k}={v!r} ({r['notebook']}): {why}"] = None
+    if not errors:
+        errors = dict.fromkeys(profilecheck.check_ranges(runs, overrides))
     if errors:
         raise SystemExit("parameter values rejected: " + "\n  ".join(errors))
 
@@ -468,7 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.paper_only:
         from dfig.report import paper
 
+        runstate.acquire(profile["name"], ["--paper-only"], "")
         pdf = paper.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
+        runstate.release(profile["name"])
         print(f"paper rebuilt: {pdf}")
         return 0
 
@@ -487,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.time()
     started = datetime.now().astimezone().isoformat(timespec="microseconds")  # identifies this invocation
+    runstate.acquire(profile["name"], [r["name"] for r in runs], started)  # one run_all per profile
+    manifest.write_manifest(profile, [], 0, "running", partial=bool(args.only), started=started)
     entries: list[dict[str, Any]] = []
     status = 0
     print(f"run_all: profile {profile['name']!r}, {len(runs)} runs -> {paths.reports_dir(profile['name'])}")
@@ -510,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {kind}: {line}", flush=True)
         # keep the manifest current, so that the paper notebook (last) sees this invocation's runs
         manifest.write_manifest(
-            profile, entries, time.time() - t_start, 0, partial=bool(args.only), started=started
+            profile, entries, time.time() - t_start, "running", partial=bool(args.only), started=started
         )
     man = manifest.write_manifest(
         profile, entries, time.time() - t_start, status, partial=bool(args.only), started=started
@@ -519,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = paths.reports_dir(profile["name"])
     print(f"reports:  {rep} (figures/, tables/, metrics/, executed/)")
     print(paper_line(profile, runs, status, partial=bool(args.only)))
+    runstate.release(profile["name"])
     return status
 
 
@@ -541,7 +551,12 @@ def paper_line(profile: dict[str, Any], runs: list[dict[str, Any]], status: int,
     if partial and not paper_ran and pdf.exists():
         from dfig.report import paper
 
-        pdf = paper.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
+        try:
+            pdf = paper.build_paper(profile["name"], publish=profile.get("publish_pdf", False))
+        except OSError as e:  # a full disk or read-only folder: one line, the runs' results stand
+            from dfig.clierrors import one_line
+
+            raise SystemExit(f"the runs finished, but rebuilding the paper failed: {one_line(e)}") from None
         return f"paper:    {pdf} rebuilt from the current results{published}"
     return f"paper:    {pdf}{published}" if pdf.exists() else "paper:    not built (06_paper did not run)"
 
@@ -555,6 +570,15 @@ def cli(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e.code}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, runstate.RunInterrupted) as e:
+        marked = runstate.abandon(f"interrupted ({type(e).__name__}: {e or 'Ctrl-C'})")
+        print(
+            f"error: interrupted; {', '.join(map(str, marked)) or 'the manifest'} says incomplete",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        runstate.abandon("run_all ended with an error before finishing")  # no-op after a normal end
 
 
 if __name__ == "__main__":

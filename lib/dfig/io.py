@@ -7,7 +7,9 @@ made it) in ``reports/provenance.json`` so that each number in the paper can be 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -35,9 +37,8 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{dest.name}.", suffix=suffix or dest.suffix + TEMP_SUFFIX, dir=dest.parent
-    )
+    suffix = suffix or dest.suffix + TEMP_SUFFIX
+    fd, tmp = tempfile.mkstemp(prefix=f".{temp_key(dest, suffix).name}.", suffix=suffix, dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -49,11 +50,46 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
             tmp_path.unlink()
 
 
+#: bytes :func:`atomic_path` adds around the name it keeps of the destination: ``.`` + ``.`` + 8 random
+TEMP_OVERHEAD = 10
+
+
+def name_max(folder: str | os.PathLike[str]) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` (or its nearest existing parent) allows."""
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return int(os.pathconf(p, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def temp_key(dest: str | os.PathLike[str], suffix: str | None = None) -> Path:
+    """The destination name a temporary file of :func:`atomic_path` carries (what :func:`temp_target` returns).
+
+    Arguments: ``dest`` the final file; ``suffix`` the temporary file's suffix (default ``<dest suffix>.part``).
+    Returns ``dest`` itself when ``.<name>.<8 chars><suffix>`` fits the file system's name limit, else
+    ``dest`` with its stem cut (whole UTF-8 characters) and ``~<8 hex of the full name's hash>`` added, so
+    that a long file name can still be written atomically (issue 22).
+    """
+    dest = Path(dest)
+    suffix = dest.suffix + TEMP_SUFFIX if suffix is None else suffix
+    room = name_max(dest.parent) - TEMP_OVERHEAD - len(suffix.encode())
+    if len(dest.name.encode()) <= room:
+        return dest
+    tag = "~" + hashlib.sha1(dest.name.encode()).hexdigest()[:8]
+    keep = room - len(tag.encode()) - len(dest.suffix.encode())
+    stem = dest.stem.encode()[: max(keep, 1)].decode("utf-8", errors="ignore")
+    return dest.with_name(stem + tag + dest.suffix)
+
+
 def temp_target(path: str | os.PathLike[str]) -> Path | None:
     """The file that a temporary file of :func:`atomic_path` was to become, or ``None``.
 
     Arguments: ``path`` any file. Returns ``<folder>/<dest name>`` when the name is exactly as
-    :func:`atomic_path` names its temporary files (default suffix), else ``None`` (not ours).
+    :func:`atomic_path` names its temporary files (default suffix), else ``None`` (not ours). For a
+    destination name too long to carry whole, that is its :func:`temp_key`.
     """
     p = Path(path)
     m = _TEMP_NAME.match(p.name)
@@ -109,16 +145,55 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+#: the key under which :func:`strict_json` lists each undefined (NaN) or infinite number and why
+UNDEFINED_KEY = "_undefined"
+
+
+def _why_undefined(value: float, where: dict[str, Any]) -> str:
+    """Why a metric is not a number, from the class counts beside it (``n_real``/``n_fake``)."""
+    if not math.isnan(value):
+        return f"infinite ({value})"
+    for cls in ("real", "fake"):
+        if where.get(f"n_{cls}") == 0:
+            return f"undefined: the split has no {cls} images (one class)"
+    return "undefined (not a number)"
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` as strict JSON: every NaN or infinite float becomes ``null``, and a top-level mapping gets
+    :data:`UNDEFINED_KEY` = ``{"dotted.key": reason}`` for each (strict readers reject bare ``NaN``).
+
+    Arguments: ``obj`` JSON-like (already through ``_jsonable``). Returns: the cleaned copy.
+    """
+    found: dict[str, str] = {}
+
+    def walk(o: Any, key: str, parent: dict[str, Any]) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            found[key] = _why_undefined(o, parent)
+            return None
+        if isinstance(o, dict):
+            return {k: walk(v, f"{key}.{k}" if key else str(k), o) for k, v in o.items()}
+        if isinstance(o, list):
+            return [walk(v, f"{key}[{i}]", parent) for i, v in enumerate(o)]
+        return o
+
+    out = walk(obj, "", {})
+    if found and isinstance(out, dict):
+        out[UNDEFINED_KEY] = {**(out.get(UNDEFINED_KEY) or {}), **found}
+    return out
+
+
 def save_json(obj: Any, dest: str | os.PathLike[str], *, portable: bool = False) -> Path:
-    """Write ``obj`` as indented JSON, atomically.
+    """Write ``obj`` as indented, strict JSON (:func:`strict_json`: ``null`` with a reason, never ``NaN``), atomically.
 
     Arguments: ``obj`` JSON-like; ``dest`` the file; ``portable=True`` (every report output) writes
     every path as :func:`dfig.paths.portable` does, so no absolute path of this machine is written.
     Returns: ``dest``.
     """
+    obj = strict_json(json.loads(json.dumps(obj, default=_jsonable)))
     if portable:
-        obj = paths.portable_obj(json.loads(json.dumps(obj, default=_jsonable)))
-    return atomic_write_text(dest, json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
+        obj = paths.portable_obj(obj)
+    return atomic_write_text(dest, json.dumps(obj, indent=2, allow_nan=False, sort_keys=False) + "\n")
 
 
 def load_json(path: str | os.PathLike[str]) -> Any:
@@ -318,13 +393,16 @@ __all__ = [
     "predictions_frame",
     "PATH_COLUMNS",
     "STAGE_META",
+    "TEMP_OVERHEAD",
     "TEMP_SUFFIX",
+    "UNDEFINED_KEY",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
     "copy_predictions_csv",
     "current_source",
     "load_json",
+    "name_max",
     "portable_dirs",
     "read_stage_meta",
     "record_provenance",
@@ -334,7 +412,9 @@ __all__ = [
     "save_metrics",
     "save_predictions_csv",
     "save_table",
+    "strict_json",
     "stage_meta_lock",
+    "temp_key",
     "temp_target",
     "update_stage_meta",
     "write_stage_meta",

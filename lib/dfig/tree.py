@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from dfig import __version__
-from dfig.io import STAGE_META, read_stage_meta, remove_orphan_temps, temp_target, update_stage_meta
+from dfig.io import (
+    STAGE_META,
+    name_max,
+    read_stage_meta,
+    remove_orphan_temps,
+    temp_key,
+    temp_target,
+    update_stage_meta,
+)
 from dfig.runlog import RunReport
 from dfig.treepaths import IMAGE_EXTS, list_images, mirror_path
 
@@ -90,6 +98,7 @@ def plan_tree(
     owner: dict[Path, Path] = {}
     real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
     out_strs = [str(o) for o in outs]
+    limit = name_max(out)
     for i, f in enumerate(files):
         dest = plan.dests[f] = mirror_path(f, inp, out, out_suffix)
         first = owner.setdefault(dest, f)
@@ -100,6 +109,13 @@ def plan_tree(
         if into is not None:
             plan.refused.append(
                 (f, f"is a link into the output folder {into}; a stage never reads its own outputs")
+            )
+        elif len(dest.name.encode()) > limit:
+            plan.refused.append(
+                (
+                    f,
+                    f"its output name is longer than the file system allows ({limit} bytes): rename the input",
+                )
             )
         elif first != f:
             plan.refused.append(
@@ -149,7 +165,7 @@ def remove_orphans(
         mine = faces | {
             Path(r).resolve() / d.relative_to(out).with_suffix(sfx) for r, sfx in mirrors for d in faces
         }
-        owned = mine.__contains__
+        owned = {temp_key(d) for d in mine}.__contains__  # a long name's temp file carries a cut name
     return sum(len(remove_orphan_temps(r, owned)) for r in roots if r.is_dir())
 
 

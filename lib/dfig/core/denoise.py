@@ -297,6 +297,11 @@ def _build_cycleisp(
     try:
         model = load_cycleisp(checkpoint, device)
     except weights.MissingWeightsError as e:
+        if checkpoint not in (None, ""):  # a file or folder the user named is used or is an error
+            raise weights.MissingWeightsError(
+                f"{e} (named by checkpoint={str(checkpoint)!r}: a named file is never replaced by a fallback; "
+                "leave it out to use the weights folder, or the classical denoiser there)"
+            ) from e
         rec = use_fallback(
             "lnp",
             "classical denoiser (OpenCV non-local means)",

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from dfig.data.images import BAD_FILE_POLICIES, BadImageError, load_rgb
+from dfig.data.images import BAD_FILE_POLICIES, BadImageError, check_budget, load_rgb
 from dfig.data.layout import CLASS_NAMES, Sample
 from dfig.progress import tqdm
 from dfig.runlog import RunReport
@@ -51,6 +51,10 @@ def load_sample_image(path: str | os.PathLike[str]) -> Image.Image | np.ndarray:
     try:
         if p.stat().st_size == 0:
             raise BadImageError(p, "is an empty (0-byte) file")
+        head = np.load(p, mmap_mode="r", allow_pickle=False).shape  # the header only
+        if len(head) == 3:
+            h, w = head[1:] if head[0] == 3 and head[2] != 3 else head[:2]
+            check_budget(p, int(w), int(h))
         arr = np.load(p, allow_pickle=False)
     except BadImageError:
         raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +24,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from dfig.runlog import RunReport
 
 BAD_FILE_POLICIES: tuple[str, ...] = ("skip", "strict")
+
+#: the image budget every stage checks from the header, before decoding (issue 22): pixels (50 Mpx, e.g.
+#: 8660x5773; a 12000x12000 JPEG took 5.4 GB in segmentation and 9 GB in LNP extraction) and the ratio of
+#: the longer to the shorter side (a 1x100000 strip is resized up to millions of pixels). Environment
+#: ``DFIG_MAX_PIXELS`` / ``DFIG_MAX_ASPECT`` change them; 0 = no limit.
+MAX_PIXELS = 50_000_000
+MAX_ASPECT = 10.0
 
 
 class BadImageError(ValueError):
@@ -75,6 +83,46 @@ def link_problem(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def image_budget() -> tuple[int, float]:
+    """``(max_pixels, max_aspect)``: :data:`MAX_PIXELS` and :data:`MAX_ASPECT`, or the environment's
+    ``DFIG_MAX_PIXELS`` / ``DFIG_MAX_ASPECT`` (0 = no limit; a value that is not a number is an error)."""
+    out = []
+    for var, default in (("DFIG_MAX_PIXELS", MAX_PIXELS), ("DFIG_MAX_ASPECT", MAX_ASPECT)):
+        text = os.environ.get(var, "").strip()
+        try:
+            value = float(text) if text else float(default)
+        except ValueError as e:
+            raise ValueError(f"{var}={text!r} must be a number (0 = no limit)") from e
+        if value < 0:
+            raise ValueError(f"{var}={text!r} must be >= 0 (0 = no limit)")
+        out.append(value)
+    return int(out[0]), out[1]
+
+
+def check_budget(
+    path: str | os.PathLike[str], width: int, height: int, budget: tuple[int, float] | None = None
+) -> None:
+    """Raise :class:`BadImageError` when a ``width`` x ``height`` image exceeds the budget.
+
+    Arguments: ``path`` the file (named in the error); its size from the header; ``budget``
+    ``(max_pixels, max_aspect)``, default :func:`image_budget`. Returns nothing.
+    """
+    max_pixels, max_aspect = budget or image_budget()
+    if max_pixels and width * height > max_pixels:
+        raise BadImageError(
+            path,
+            f"is {width}x{height} = {width * height / 1e6:.1f} Mpx, above the budget of {max_pixels / 1e6:.1f} "
+            f"Mpx (memory grows with the pixel count; DFIG_MAX_PIXELS={width * height} admits it)",
+        )
+    ratio = max(width, height) / max(1, min(width, height))
+    if max_aspect and ratio > max_aspect:
+        raise BadImageError(
+            path,
+            f"is {width}x{height}, an aspect ratio of {ratio:.0f}:1 above the budget of {max_aspect:g}:1 "
+            f"(resizing its short side would make it huge; DFIG_MAX_ASPECT={ratio:.0f} admits it)",
+        )
+
+
 def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Open any image as 8-bit RGB: EXIF orientation applied; L, P, RGBA, CMYK, 16-bit all handled.
 
@@ -87,15 +135,22 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
         raise BadImageError(p, bad_link)
     if p.is_dir():
         raise BadImageError(p, "is a directory, not an image file")
+    budget = image_budget()
     try:
         if p.stat().st_size == 0:
             raise BadImageError(p, "is an empty (0-byte) file")
-        with Image.open(p) as im:
+        with warnings.catch_warnings():  # our budget is the limit: PIL's bomb warning would only repeat it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:
+            check_budget(p, *im.size, budget)  # from the header, before decoding
             im.load()  # forces a full decode: truncated files fail here
             im = ImageOps.exif_transpose(im)
             return _to_rgb(im)
     except BadImageError:
         raise
+    except Image.DecompressionBombError as e:  # PIL's own limit, above ours unless raised by the user
+        raise BadImageError(p, f"is too large to decode ({e})") from e
     except UnidentifiedImageError as e:
         raise BadImageError(p, "is not an image (unrecognised format)") from e
     except PermissionError as e:
@@ -146,4 +201,16 @@ def read_lnp(path: str | os.PathLike[str]) -> np.ndarray:
     return np.asarray(load_rgb(p), dtype=np.float32) / 255.0
 
 
-__all__ = ["read_lnp", "BAD_FILE_POLICIES", "BadImageError", "check_files", "link_problem", "load_rgb"]
+
+__all__ = [
+    "BAD_FILE_POLICIES",
+    "MAX_ASPECT",
+    "MAX_PIXELS",
+    "BadImageError",
+    "check_budget",
+    "check_files",
+    "image_budget",
+    "link_problem",
+    "load_rgb",
+    "read_lnp",
+]

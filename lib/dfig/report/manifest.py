@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -239,7 +240,7 @@ def merge_partial(old: dict[str, Any], man: dict[str, Any], seconds: float, star
     man["runs"] = runs
     man["total_seconds"] = round(sum(float(e.get("seconds") or 0) for e in runs), 1)
     man["total_seconds_is"] = "sum of the per-run times (runs redone by partial runs replace earlier ones)"
-    if any(e.get("status") != "ok" for e in runs):
+    if man["status"] == "ok" and any(e.get("status") != "ok" for e in runs):
         man["status"] = "failed"
     earlier = [p for p in old.get("partial_runs", []) if p.get("started") != started]
     man["partial_runs"] = [
@@ -253,13 +254,14 @@ def write_manifest(
     profile: dict[str, Any],
     entries: list[dict[str, Any]],
     seconds: float,
-    status: int,
+    status: int | str,
     partial: bool = False,
     started: str | None = None,
 ) -> Path:
     """Write reports/<profile>/manifest.json (atomically) and return its path.
 
-    ``partial`` (``run_all.py --only``): merged into the manifest on disk by :func:`merge_partial`
+    ``status``: 0 (ok), non-zero (failed) or ``"running"`` (a run in progress: with its ``pid`` and
+    ``host``, no finish time; see :mod:`dfig.report.runstate`). ``partial`` (``run_all.py --only``): merged into the manifest on disk by :func:`merge_partial`
     (runs not redone are kept, the total time covers all runs); ``started`` identifies the invocation.
     """
     name = profile["name"]
@@ -272,8 +274,9 @@ def write_manifest(
             r.get("synthetic") or r.get("input", {}).get("synthetic") for r in records.values()
         ),
         "allow_fallbacks": profile.get("allow_fallbacks", True),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "ok" if status == 0 else "failed",
+        "finished": None if status == "running" else datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": status if isinstance(status, str) else ("ok" if status == 0 else "failed"),
+        **({"pid": os.getpid(), "host": platform.node()} if status == "running" else {}),
         "total_seconds": round(seconds, 1),
         "git": git_info(),
         "packages": package_versions(),

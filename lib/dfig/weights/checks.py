@@ -74,6 +74,16 @@ def _save_hash(folder: Path, filename: str, entry: dict[str, Any]) -> None:
         )
 
 
+def not_a_file(p: Path) -> str:
+    """What ``p`` is when it is not a regular file, in words (``"is a folder"``, ``"is a dangling link"``...)."""
+    if p.is_symlink() and not p.exists():
+        return f"is a dangling link (to {os.readlink(p)})"
+    if p.is_dir():
+        return "is a folder"
+    target = f" (a link to {os.path.realpath(p)})" if p.is_symlink() else ""
+    return f"is not a regular file but a device, pipe or socket{target}"
+
+
 def find_file(s: WeightSpec, path: str | os.PathLike[str] | None) -> Path:
     """The file of spec ``s`` from a file, a folder or (``None``) the default folder.
 
@@ -83,8 +93,8 @@ def find_file(s: WeightSpec, path: str | os.PathLike[str] | None) -> Path:
         p = Path(path).expanduser()
         if p.is_file():
             return p
-        if p.exists() and not p.is_dir():
-            raise MissingWeightsError(f"{p} is not a regular file. {download_hint(s.name)}")
+        if os.path.lexists(p) and not p.is_dir():
+            raise WrongWeightsError(f"{p} {not_a_file(p)}, not a checkpoint file: {download_hint(s.name)}")
         if not p.is_dir() and p.suffix:  # a file path that does not exist
             raise MissingWeightsError(
                 f"{s.name}: checkpoint file {p} not found. {download_hint(s.name, p.parent)}"
@@ -95,6 +105,10 @@ def find_file(s: WeightSpec, path: str | os.PathLike[str] | None) -> Path:
     for fn in s.filenames:
         if (folder / fn).is_file():
             return folder / fn
+        if os.path.lexists(folder / fn):  # there, but not a file: never called "missing"
+            raise WrongWeightsError(
+                f"{folder / fn} {not_a_file(folder / fn)}, not a checkpoint file: replace it. {download_hint(s.name, folder)}"
+            )
     raise MissingWeightsError(
         f"{s.name}: expected {s.filename} in {folder}/ but it is not there. {download_hint(s.name, folder)}"
         + ("" if path is not None else " Nothing is ever downloaded automatically.")
@@ -281,6 +295,9 @@ def verify(name: str, path: str | os.PathLike[str] | None = None, full_hash: boo
     except MissingWeightsError as e:
         out["error"] = str(e)
         return out
+    except WrongWeightsError as e:  # something is there under the file's name, but not a file
+        out.update(error=str(e), not_a_file=True)
+        return out
     st = p.stat()
     exp = s.expected(p.name)
     out.update(exists=True, path=str(p), size=st.st_size, expected_size=exp.get("size"))
@@ -321,7 +338,9 @@ def status(
     rows = []
     for name, s in WEIGHTS.items():
         v = verify(name, folder, full_hash=full_hash)
-        if not v["exists"]:
+        if v.get("not_a_file"):
+            state = "not a file"
+        elif not v["exists"]:
             state = "missing"
         elif v["standin"]:
             state = STANDIN_LABEL
@@ -355,6 +374,7 @@ __all__ = [
     "check_standin",
     "find_file",
     "locate",
+    "not_a_file",
     "sha256_file",
     "status",
     "verify",

@@ -140,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for p, r in df.attrs["skipped"][:20]:
         print(f"  SKIPPED {p}: {r}")
+    for p, r in df.attrs.get("no_face", [])[:20]:
+        print(f"  NO FACE {p}: {r}")
     if "metrics" in s:
         print("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in s["metrics"].items()))
     for msg in df.attrs.get("input_warnings", []):

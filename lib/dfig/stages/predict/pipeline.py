@@ -147,6 +147,7 @@ class FeaturePipeline:
     seg_meta: dict[str, Any] | None = field(init=False, default=None)
     denoiser: Any = field(init=False, default=None)
     lnp_meta: dict[str, Any] | None = field(init=False, default=None)
+    no_face: dict[str, str] = field(init=False, default_factory=dict)  # path -> why no face was found
 
     def __post_init__(self) -> None:
         from dfig.stages.lnp import prepare
@@ -187,16 +188,27 @@ class FeaturePipeline:
                 read_input,  # compat: cv2 BGR; clean: PIL RGB - as the LNP stage read it
             )
 
-            return self._lnp(read_input(p, self.save_mode))
-        return self.from_rgb(np.asarray(load_rgb(p)))
+            img = read_input(p, self.save_mode)
+            self._check_face(str(p), np.asarray(img), None)
+            return self._lnp(img)
+        return self.from_rgb(np.asarray(load_rgb(p)), str(p))
 
-    def from_rgb(self, rgb: np.ndarray | Image.Image) -> Image.Image | np.ndarray:
-        """Features of one decoded RGB uint8 image (used for perturbed images)."""
+    def _check_face(self, key: str | None, rgb: np.ndarray, mask: np.ndarray | None) -> None:
+        """Record in :attr:`no_face` (under ``key``) why ``rgb`` holds no face, if :func:`no_face_reason` says so."""
+        why = no_face_reason(rgb, mask)
+        if key is not None and why:
+            self.no_face[key] = why
+
+    def from_rgb(self, rgb: np.ndarray | Image.Image, key: str | None = None) -> Image.Image | np.ndarray:
+        """Features of one decoded RGB uint8 image (used for perturbed images); ``key`` (its path) is
+        listed in :attr:`no_face` when no face is found in it."""
         rgb = np.ascontiguousarray(np.asarray(rgb.convert("RGB") if isinstance(rgb, Image.Image) else rgb))
+        mask = self.segmenter.segment(rgb).mask if self.seg_meta is not None else None
+        self._check_face(key, rgb, mask)
         if self.seg_meta is not None:
             from dfig.stages.segment import apply_mask
 
-            face = apply_mask(rgb, self.segmenter.segment(rgb).mask)
+            face = apply_mask(rgb, mask)
             rgb = _face_roundtrip(face, self.seg_meta.get("face_format", "png"))
         if self.lnp_meta is None:
             return Image.fromarray(rgb)
@@ -213,6 +225,26 @@ class FeaturePipeline:
         return r.astype(np.float16).astype(np.float32)  # the clean .npy is float16
 
 
+#: below this standard deviation of grey levels the face region holds no detail: no face is there
+FACELESS_STD = 2.0
+
+
+def no_face_reason(rgb: np.ndarray, mask: np.ndarray | None) -> str | None:
+    """Why no face can be in a photo, or ``None``: the segmenter's mask is empty, or the face region
+    (the mask, else the whole photo) is featureless (grey-level std below :data:`FACELESS_STD`, e.g. a
+    solid colour). Not a face detector: a photo with detail but no face is not caught."""
+    if mask is not None and not np.asarray(mask).any():
+        return "no face found: the segmenter's mask is empty"
+    grey = np.asarray(rgb, dtype=np.float32).mean(axis=-1)
+    region = grey[np.asarray(mask, dtype=bool)] if mask is not None else grey
+    std = float(region.std())
+    if std < FACELESS_STD:
+        return (
+            f"no face found: the face region is featureless (grey-level std {std:.2f}, e.g. a solid colour)"
+        )
+    return None
+
+
 def build_feature_pipeline(features: dict[str, Any] | None, device: str = "cpu") -> FeaturePipeline:
     """Rebuild the recorded feature pipeline (see :class:`FeaturePipeline`)."""
     return FeaturePipeline(dict(features or {}), device=device)
@@ -223,6 +255,7 @@ def build_feature_pipeline(features: dict[str, Any] | None, device: str = "cpu")
 
 
 __all__ = [
+    "FACELESS_STD",
     "FEATURE_STAGES",
     "FeaturePipeline",
     "InputMismatchWarning",
@@ -230,5 +263,6 @@ __all__ = [
     "PipelineMismatchError",
     "RAW_DATA_STAGES",
     "build_feature_pipeline",
+    "no_face_reason",
     "stage_chain",
 ]

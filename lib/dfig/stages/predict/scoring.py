@@ -137,6 +137,29 @@ def file_reader(
     return good, load_sample_image, "read from files"
 
 
+def flag_faceless(df: Any, reader: Any, notes: list[str]) -> dict[str, Any]:
+    """Add the column ``face_found`` to ``df`` (raw photos) and warn once about photos without a face.
+
+    Arguments: ``df`` the scores; ``reader`` the pipeline's ``from_path`` (its :attr:`no_face`);
+    ``notes`` the input warnings (the warning is appended). Returns ``{"no_face": [(path, reason)]}``.
+    """
+    import warnings
+
+    from dfig.stages.predict.pipeline import InputMismatchWarning
+
+    no_face = getattr(getattr(reader, "__self__", None), "no_face", {})
+    df["face_found"] = [p not in no_face for p in df["path"]]
+    found = [(p, no_face[p]) for p in df["path"] if p in no_face]
+    if found:
+        msg = (
+            f"{len(found)} of {len(df)} photo(s) have no face (e.g. {found[0][0]}: {found[0][1]}): their "
+            "p_fake is meaningless (see the face_found column)"
+        )
+        notes.append(msg)
+        warnings.warn(msg, InputMismatchWarning, stacklevel=3)
+    return {"no_face": found}
+
+
 def predict_folder(
     model_path: str | os.PathLike[str],
     input_dir: str | os.PathLike[str],
@@ -172,6 +195,12 @@ def predict_folder(
     report = RunReport("predict")
     files, screened = screen_inputs(files, root, ck, opts, raw, max_pixels, policy, report)
     files, reader, described = file_reader(files, raw, ck, str(device), policy, report)
+    if not files:
+        first = report.failed[0] if report.failed else ("", "")
+        raise FileNotFoundError(
+            f"{root}: no images that can be read (all {len(report.failed)} files were skipped; first: "
+            f"{first[0]}: {first[1]})"
+        )
     samples = _samples(files, root)
     from dfig.stages.train import region_reader
 
@@ -183,6 +212,8 @@ def predict_folder(
     )
     if kept and all(s.label in (0, 1) for s in kept):
         df["true_label"] = [s.label for s in kept]
+    if raw:
+        screened = {**screened, **flag_faceless(df, reader, screened["input_warnings"])}
     df.attrs.update(
         model_path=str(model_path),
         threshold=thr,
@@ -202,6 +233,7 @@ def predict_folder(
 __all__ = [
     "INPUT_EXTS",
     "file_reader",
+    "flag_faceless",
     "inference_dataset",
     "label_of",
     "load_for_inference",

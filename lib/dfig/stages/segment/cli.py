@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``python -m dfig.segment``: segment a dataset tree (as the original SAM.py was used)."""
     a = build_parser().parse_args(argv)
+    from dfig.clierrors import USER_ERRORS, fail, output_error
     from dfig.fallback import FallbackNotAllowed
 
     try:
@@ -111,9 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             progress=not a.no_progress,
             overwrite=a.overwrite,
         )
-    except (BadImageError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (BadImageError, *USER_ERRORS) as e:  # a read-only or full output folder too: one line
+        return fail(output_error(e, a.output_dir, "--output_dir"))
     print(report.summary())
     out = Path(a.output_dir)
     print(

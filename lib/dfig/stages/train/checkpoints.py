@@ -10,6 +10,7 @@ A checkpoint (``model_epoch_best.pth`` / ``model_epoch_latest.pth``) holds the e
 from __future__ import annotations
 
 import csv
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "CheckpointFileError",
     "check_checkpoint_file",
     "checkpoint_payload",
+    "disk_full",
     "format_row",
     "load_checkpoint",
     "read_checkpoint",
@@ -37,10 +39,25 @@ BEST, LATEST = "model_epoch_best.pth", "model_epoch_latest.pth"
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
-    """``torch.save`` through :func:`dfig.io.atomic_path` (never a truncated checkpoint)."""
-    with io.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """``torch.save`` through :func:`dfig.io.atomic_path` (never a truncated checkpoint).
+
+    A write that fails because the disk is full raises ``OSError(ENOSPC)`` naming ``path`` (torch itself
+    reports ``RuntimeError: ... unexpected pos``, which never says "disk full"). Returns ``path``.
+    """
+    try:
+        with io.atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except RuntimeError as e:
+        if not disk_full(str(e)):
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
     return path
+
+
+def disk_full(message: str) -> bool:
+    """Whether a failed ``torch.save`` ran out of space: torch's messages for a short write
+    (``unexpected pos``, ``failed writing``), which a full disk or an exceeded quota causes."""
+    return "unexpected pos" in message or "failed writing" in message
 
 
 class CheckpointFileError(weights.CheckpointReadError):

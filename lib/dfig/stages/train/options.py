@@ -28,6 +28,7 @@ __all__ = [
     "EARLYSTOP_METRICS",
     "EVAL_CROPS",
     "LR_POLICIES",
+    "OPTION_RANGES",
     "SAMPLE_EXTS",
     "TRAIN_MODES",
     "TrainOptions",
@@ -155,12 +156,45 @@ class TrainOptions:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+        for name, (low, high) in OPTION_RANGES.items():
+            v = getattr(self, name)
+            if v is None or isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            if not (low[0] < v or (low[1] and v == low[0])) or (high and not v <= high):
+                rule = f"{'>=' if low[1] else '>'} {low[0]:g}" + (f" and <= {high:g}" if high else "")
+                raise ValueError(f"{name} must be {rule}, got {v}")
 
     @property
     def run_dir(self) -> Path:
         """``<checkpoints_dir>/<name>`` (default checkpoints_dir: :func:`dfig.paths.checkpoints_dir`)."""
         base = Path(self.checkpoints_dir) if self.checkpoints_dir else paths.checkpoints_dir(self.profile)
         return base / self.name
+
+
+#: the range of each numeric option: ((lowest, whether it may equal it), highest or None); None values
+#: (max_minutes, max_train...) mean "no limit" and always pass
+OPTION_RANGES: dict[str, tuple[tuple[float, bool], float | None]] = {
+    "crop_size": ((1, True), None),
+    "lr": ((0, False), None),
+    "min_lr": ((0, True), None),
+    "beta1": ((0, True), 0.999999),
+    "weight_decay": ((0, True), None),
+    "blur_prob": ((0, True), 1),
+    "jpg_prob": ((0, True), 1),
+    "earlystop_epoch": ((0, True), None),
+    "earlystop_delta": ((0, True), None),
+    "warmup_epochs": ((0, True), None),
+    "eval_grid": ((1, True), None),
+    "eval_crop_size": ((1, True), None),
+    "val_every": ((1, True), None),
+    "bn_recalibrate": ((0, True), None),
+    "num_threads": ((0, True), None),
+    "workers": ((0, True), None),
+    "max_train": ((1, True), None),
+    "center_region": ((1, True), None),
+    "max_minutes": ((0, False), None),
+    "max_cache_mb": ((0, True), None),
+}
 
 
 def parse_mode(mode: int | str) -> int | str:
