@@ -38,13 +38,13 @@ __all__ = [
 
 def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[str, list[Any]]:
     """Samples of the ``train`` and ``val`` (and, when present, ``test``) splits of ``dataroot``."""
-    from dfig.data.layout import discover
+    from dfig.data.layout import discover, split_dir
 
     root = Path(dataroot)
     if not root.is_dir():
         raise FileNotFoundError(
             f"--dataroot {root}: no such folder; give the LNP tree dfig.stages.lnp wrote, laid out "
-            "as {train,val,test}/{real,fake}/*"
+            "as {train,val|valid,test}/{real,fake}/*"
         )
     cls = [c for c in (classes or "").split(",") if c and c.lower() not in ("face", "faces")]
     if len(cls) > 1:
@@ -53,7 +53,7 @@ def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[s
         )
     out = {}
     for split in ("train", "val", "test"):
-        split_root = root / split / cls[0] if cls else root / split
+        split_root = split_dir(root, split) / cls[0] if cls else split_dir(root, split)
         if split == "test" and not split_root.is_dir():
             continue
         if cls:
@@ -67,9 +67,9 @@ def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[s
 
 
 def _discover_class(root: Path, split: str, cls: str) -> list[Any]:
-    from dfig.data.layout import CLASS_DIRS, CLASS_NAMES, Sample, list_images
+    from dfig.data.layout import CLASS_DIRS, CLASS_NAMES, Sample, list_images, split_dir
 
-    base = root / split / cls
+    base = split_dir(root, split) / cls
     found = [(base / d, lab) for d, lab in CLASS_DIRS.items() if (base / d).is_dir()]
     if {lab for _, lab in found} != {0, 1}:
         raise FileNotFoundError(f"{base}: expected class folders 'real' and 'fake' (or '0_real'/'1_fake')")
@@ -294,6 +294,8 @@ def build_loaders(opts: TrainOptions, dist_info: DistInfo, device: torch.device 
     :class:`TrainData` (loaders are made per epoch from it by :func:`data_loader`). Raises
     ``FileNotFoundError``/``ValueError`` naming the folder for a missing, incomplete or one-class split.
     """
+    from dfig.data.layout import split_dir
+
     incomplete = check_input_complete(opts)
     samples = split_samples(opts.dataroot, opts.classes)
     train_samples = samples["train"]
@@ -308,7 +310,7 @@ def build_loaders(opts: TrainOptions, dist_info: DistInfo, device: torch.device 
     val_ds = build_dataset(samples["val"], opts, train=False, cache=cache.use)
     report = report_skipped({"train": train_ds, "val": val_ds}, print_it=dist_info.is_main)
     for split, ds in (("train", train_ds), ("val", val_ds)):
-        check_both_classes(ds, Path(opts.dataroot) / split, report[split])
+        check_both_classes(ds, split_dir(opts.dataroot, split), report[split])
     if opts.train_repeats > 1:  # more random crops per epoch: the same (prechecked) dataset k times
         train_ds = torch.utils.data.ConcatDataset([train_ds] * opts.train_repeats)
     return TrainData(samples, train_ds, val_ds, report, incomplete, io.read_stage_meta(opts.dataroot))
