@@ -103,8 +103,9 @@ def test_run_all_data_finds_the_tree_and_says_so(run_all, tmp_path: Path, capsys
     runs = run_all.expand(run_all.load_profile("smoke"), str(top), {})
     assert paths.resolve(runs[0]["parameters"]["data_root"]) == top / KAGGLE
     assert f"data: using {top / KAGGLE}" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="no dataset tree"):
-        run_all.expand(run_all.load_profile("smoke"), str(top / KAGGLE / "train" / "real"), {})
+    kaggle_tree(tmp_path / "dl2", n=1)
+    with pytest.raises(SystemExit, match="2 dataset trees"):
+        run_all.expand(run_all.load_profile("smoke"), str(tmp_path), {})
 
 
 def test_a_notebook_given_the_top_folder_reads_the_tree(tmp_path: Path) -> None:
@@ -336,6 +337,10 @@ def test_other_profiles_only_warn(run_all, tmp_path: Path, capsys) -> None:
         rec = data_check.check_for_run(run_all.load_profile(name), str(root))
         assert rec["severity"] == "warning" and rec["duplicates"]["found"] == 1
         assert "DataWarning: 1 file(s) present in two folders" in capsys.readouterr().out
+    for p in (root / "test" / "fake").iterdir():
+        p.unlink()
+    with pytest.raises(SystemExit, match="test/fake: no images"):
+        data_check.check_for_run(run_all.load_profile("smoke"), str(root))  # a tree the runs cannot read
     rec = data_check.check_for_run(run_all.load_profile("smoke"), None)
     assert rec["status"] == "not run"
     assert io.load_json(paths.metrics_dir("smoke") / data_check.RECORD_NAME)["status"] == "not run"

@@ -27,6 +27,7 @@ from dfig.data.catalog import Collection, collection
 from dfig.data.layout import (
     CLASS_DIRS,
     CLASS_NAMES,
+    LAYOUT_TEXT,
     SPLIT_ALIASES,
     SPLITS,
     find_data_root,
@@ -59,6 +60,9 @@ def scan_tree(root: str | os.PathLike[str]) -> TreeFiles:
     folders beside the splits, and files beside the class folders, are noted (they are not read).
     """
     tree = TreeFiles(Path(root))
+    if not tree.root.is_dir():
+        tree.problems.append(f"{tree.root}: no such folder")
+        return tree
     for split in SPLITS:
         try:
             d = split_dir(tree.root, split)
@@ -78,6 +82,8 @@ def scan_tree(root: str | os.PathLike[str]) -> TreeFiles:
                     f"{d.name}/: the {cls} class folder is missing ({cls}/ or {label}_{cls}/)"
                 )
             tree.files[(split, cls)] = [p for c in dirs for p in list_images(c)]
+            if dirs and not tree.files[(split, cls)]:
+                tree.problems.append(f"{d.name}/{dirs[0].name}: no images")
         stray = [e.name for e in os.scandir(d) if not e.name.startswith(".") and e.name not in CLASS_DIRS]
         if stray:
             tree.notes.append(
@@ -244,6 +250,7 @@ def check_tree(
         "duplicates": dups,
         "notes": tree.notes,
         "problems": problems,
+        "layout_problems": list(tree.problems),
         "accepted_subset": subset,
         "status": "problems" if problems else ("subset" if subset else "ok"),
         "seconds": round(time.perf_counter() - t0, 2),
@@ -326,12 +333,16 @@ def check_for_run(profile: Mapping[str, Any], data_root: str | None, accept_subs
 def data_tree(data: str | os.PathLike[str]) -> Path:
     """The dataset tree ``run_all.py --data`` names: the folder, or the one tree below it (printed).
 
-    Arguments: ``data`` as given. Returns the tree (absolute). Raises ``SystemExit`` (one line) when
-    there is no such folder, no tree in it, or several.
+    Arguments: ``data`` as given. Returns the tree (absolute; ``data`` itself when no tree is found
+    below it: the data check then names what is missing). Raises ``SystemExit`` (one line) when it
+    holds several trees.
     """
+    given = Path(data).expanduser().resolve()
     try:
-        root, note = find_data_root(Path(data).expanduser().resolve())
-    except (FileNotFoundError, ValueError) as e:
+        root, note = find_data_root(given)
+    except FileNotFoundError:
+        return given  # the paper profile's preflight, or the data check, names what is missing
+    except ValueError as e:
         raise SystemExit(f"--data: {e}") from None
     if note:
         print(note, flush=True)
@@ -339,7 +350,16 @@ def data_tree(data: str | os.PathLike[str]) -> Path:
 
 
 def refusal(rec: Mapping[str, Any]) -> str | None:
-    """Why a binding check (``severity: error``) stops the run, in one message; None when it does not."""
+    """Why the check stops the run, in one message; None when it does not.
+
+    A tree the runs cannot read (a split or class folder missing: ``layout_problems``) stops every
+    profile; any other problem stops a binding check (``severity: error``) only.
+    """
+    if rec.get("layout_problems"):
+        return (
+            f"data check of {rec['root']}: {'; '.join(rec['layout_problems'])}; the notebooks read "
+            f"{LAYOUT_TEXT} (python -m dfig.data check DIR shows what is there)"
+        )
     if rec.get("severity") != "error" or not rec.get("problems"):
         return None
     counts = any(p.startswith("counts differ") for p in rec["problems"])
