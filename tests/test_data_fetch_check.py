@@ -201,7 +201,7 @@ def test_fetch_without_a_way_to_download_prints_the_steps_and_exits_2(
     why = "not installed" if client is None else "no Kaggle credentials"
     assert why in err
     for needed in (
-        'pip install "dfig[data]"',
+        'pip install -e ".[data]"',
         "Create New Token",
         "~/.kaggle/kaggle.json",
         "KAGGLE_USERNAME",

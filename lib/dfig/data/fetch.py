@@ -1,6 +1,6 @@
 """Download and unpack a known collection: ``python -m dfig.data fetch faces140k --out DIR``.
 
-The download uses the Kaggle client (``pip install "dfig[data]"``, i.e. the ``kaggle`` package: its
+The download uses the Kaggle client (``pip install -e ".[data]"`` in the repository, i.e. the ``kaggle`` package: its
 ``kaggle`` command, or ``python -m kaggle``) when it is installed and Kaggle credentials exist; it
 resumes an interrupted download itself. Without either, :class:`FetchUnavailable` carries the exact
 steps (the CLI prints them and exits 2). ``--command`` runs any other downloader, ``--archive`` unpacks
@@ -102,7 +102,7 @@ def steps(coll: Collection, out: str | os.PathLike[str], reason: str) -> str:
             f"cannot download {coll.name} here: {reason}.",
             f'"{coll.title}": Kaggle dataset {coll.slug}, about {coll.download_gb:.0f} GB to download and '
             f"{coll.unpacked_gb:.0f} GB unpacked ({coll.total:,} files; keep {coll.download_gb + coll.unpacked_gb:.0f} GB free).",
-            '  1. install the Kaggle client:   pip install "dfig[data]"     (the kaggle package)',
+            '  1. install the Kaggle client:   pip install -e ".[data]"   (in the repository: the kaggle package)',
             "  2. create an API token: sign in to Kaggle, Settings -> API -> Create New Token; save the",
             "     kaggle.json it gives as ~/.kaggle/kaggle.json (chmod 600), or export KAGGLE_USERNAME and",
             "     KAGGLE_KEY (newer clients: export KAGGLE_API_TOKEN, or save the token as ~/.kaggle/access_token)",
@@ -123,7 +123,7 @@ def choose_downloader(coll: Collection, out: Path, command: str | None = None) -
     cmd = kaggle_command()
     if cmd is None:
         raise FetchUnavailable(
-            steps(coll, out, 'the Kaggle client is not installed (pip install "dfig[data]")')
+            steps(coll, out, 'the Kaggle client is not installed (pip install -e ".[data]")')
         )
     if kaggle_credentials() is None:
         raise FetchUnavailable(
