@@ -134,7 +134,10 @@ class RunContext:
                 raise FileNotFoundError(
                     f"data_root {p} does not exist: pass a folder laid out as {LAYOUT_TEXT}"
                 )
-            root, note = find_data_root(p)  # a download's top folder: the one tree inside it
+            try:
+                root, note = find_data_root(p)  # a download's top folder: the one tree inside it
+            except FileNotFoundError:
+                return p  # no tree below either: the stage reading it names what is missing
             if note and note not in self.notes:
                 print(note)
                 self.notes.append(note)
