@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from dfig import paths
+from dfig.data import check as data_check
 from dfig.notebook import train_run_name
 from dfig.report import manifest, profilecheck, runstate
 
@@ -111,7 +112,7 @@ def apply_weights_policy(profile: dict[str, Any]) -> str:
 #: the keys a profile may have (run_all.py reads each of them; anything else is a typo)
 PROFILE_KEYS = frozenset(
     {"name", "description", "base", "common", "runs", "params", "grids", "allow_fallbacks", "publish_pdf",
-     "default_data", "require_cuda", "required_weights", "standin_weights"}
+     "default_data", "require_cuda", "required_weights", "standin_weights", "expect_data"}
 )  # fmt: skip
 #: the keys of one entry of ``runs:``
 RUN_KEYS = frozenset({"notebook", "params", "grid"})
@@ -241,7 +242,7 @@ def expand(profile: dict[str, Any], data: str | None, overrides: dict[str, Any])
     common = dict(profile.get("common", {}))
     if data:
         # no machine path in the parameters: relative to the repository (or $NAME/...), see dfig.paths
-        common["data_root"] = paths.portable(Path(data).expanduser().resolve())
+        common["data_root"] = paths.portable(data_check.data_tree(data))
     elif not common.get("data_root") and profile.get("default_data") == "sample":
         common["data_root"] = paths.portable(paths.sample_data_dir())  # paper-standin: the face sample
     for spec in profile["runs"]:
@@ -308,7 +309,7 @@ def preflight(profile: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     if not data or not paths.resolve(data).is_dir():
         problems.append(
             f"data_root {data!r} is not a folder: pass --data /path/to/140k "
-            "laid out as {train,val,test}/{real,fake}/* (README, Data)"
+            "laid out as {train,val|valid,test}/{real,fake}/* (README, Data)"
         )
     if profile.get("require_cuda"):
         import torch
@@ -454,7 +455,15 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="smoke", help="profile name in profiles/ (smoke, sample, paper)")
-    ap.add_argument("--data", help="data root {train,val,test}/{real,fake}/* (overrides the profile's)")
+    ap.add_argument(
+        "--data",
+        help="data root {train,val|valid,test}/{real,fake}/*, or a folder above it (overrides the profile's)",
+    )
+    ap.add_argument(
+        "--accept-subset",
+        action="store_true",
+        help="run on fewer files than the profile's expect_data on purpose",
+    )
     ap.add_argument("--only", action="append", default=[], help="run only runs whose name starts with this")
     ap.add_argument("--list", action="store_true", help="list the runs and their parameters, run nothing")
     ap.add_argument("--paper-only", action="store_true", help="rebuild DFIG_v2.pdf from existing results")
@@ -491,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{i:2d}. {r['name']}\n    {r['parameters']}")
         return 0
     preflight(profile, runs)
+    data_check.check_for_run(profile, runs[0]["parameters"].get("data_root"), args.accept_subset)
 
     t_start = time.time()
     started = datetime.now().astimezone().isoformat(timespec="microseconds")  # identifies this invocation

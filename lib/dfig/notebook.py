@@ -113,6 +113,7 @@ class RunContext:
     work: Path = field(init=False)
     reports: Path = field(init=False)
     incomplete: list[dict[str, Any]] = field(init=False, default_factory=list)
+    notes: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.work = paths.work_dir(self.profile)
@@ -121,18 +122,27 @@ class RunContext:
     def data_root(self) -> Path:
         """The raw photo tree: ``data_root`` if given, else the profile default.
 
+        A folder above one ``{train,val|valid,test}`` tree (a download's top folder) gives that tree.
         ``smoke``: the deterministic synthetic set (generated on first use in ``work/smoke/raw``);
         ``sample``: the real face sample (read in place); ``paper``: ``data_root`` is required.
         """
         given = str(self.params.get("data_root") or "")
         if given:
+            from dfig.data.layout import LAYOUT_TEXT, find_data_root
+
             p = paths.resolve(given)  # portable (relative to the repository, or $NAME/...) or absolute
             if not p.is_dir():
                 raise FileNotFoundError(
-                    f"data_root {p} does not exist: pass a folder laid out as "
-                    "{train,val,test}/{real,fake}/*"
+                    f"data_root {p} does not exist: pass a folder laid out as {LAYOUT_TEXT}"
                 )
-            return p
+            try:
+                root, note = find_data_root(p)  # a download's top folder: the one tree inside it
+            except FileNotFoundError:
+                return p  # no tree below either: the stage reading it names what is missing
+            if note and note not in self.notes:
+                print(note)
+                self.notes.append(note)
+            return root
         if self.profile == "sample":
             p = paths.sample_data_dir()
             if not p.is_dir():

@@ -1,6 +1,8 @@
 """Dataset layout: ``ROOT/{train,val,test}/{real,fake}/*`` (or ``0_real``/``1_fake``), explicit labels.
 
-Labels are explicit: real = 0, fake = 1. (torchvision's ImageFolder sorts class folders
+The validation split may be named ``valid`` (as the Kaggle download of the 140k collection has it):
+:func:`split_dir` finds it; samples are always labelled with the canonical name ``val``.
+:func:`find_data_root` finds the one tree below a download's top folder. Labels are explicit: real = 0, fake = 1. (torchvision's ImageFolder sorts class folders
 alphabetically, which would make ``fake`` = 0: never used here.)
 """
 
@@ -14,6 +16,10 @@ from pathlib import Path
 from dfig.treepaths import IMAGE_EXTS, LNP_EXTS, list_images, mirror_path, tree_relpath
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: the folder names accepted for each canonical split, in order of preference
+SPLIT_ALIASES: dict[str, tuple[str, ...]] = {"train": ("train",), "val": ("val", "valid"), "test": ("test",)}
+#: how messages write the layout
+LAYOUT_TEXT = "{train,val|valid,test}/{real,fake}/*"
 CLASS_DIRS: dict[str, int] = {"real": 0, "fake": 1, "0_real": 0, "1_fake": 1}
 CLASS_NAMES: dict[int, str] = {0: "real", 1: "fake"}
 
@@ -35,7 +41,7 @@ def _class_dirs(split_dir: Path) -> list[tuple[Path, int]]:
         have = sorted(p.name for p in split_dir.iterdir() if p.is_dir()) if split_dir.is_dir() else []
         raise FileNotFoundError(
             f"{split_dir}: expected class folders 'real' and 'fake' (or '0_real' and '1_fake'), "
-            f"found {have or 'none'}. Arrange the data as ROOT/{{train,val,test}}/{{real,fake}}/*."
+            f"found {have or 'none'}. Arrange the data as ROOT/{LAYOUT_TEXT}."
         )
     return found
 
@@ -49,16 +55,77 @@ def discover(
         raise FileNotFoundError(f"{root}: dataset folder not found")
     out: dict[str, list[Sample]] = {}
     for split in splits:
-        split_dir = root / split
-        if not split_dir.is_dir():
+        folder = split_dir(root, split)
+        if not folder.is_dir():
             raise FileNotFoundError(
-                f"{split_dir}: split folder missing. Expected {root}/{{{','.join(splits)}}}/{{real,fake}}/*"
+                f"{folder}: split folder missing. Expected {root}/{{{','.join(splits)}}}/{{real,fake}}/* "
+                "(the validation split may be named val or valid)"
             )
         samples = []
-        for cdir, label in _class_dirs(split_dir):
+        for cdir, label in _class_dirs(folder):
             samples += [Sample(p, label, split, CLASS_NAMES[label]) for p in list_images(cdir, exts)]
         out[split] = sorted(samples, key=lambda s: str(s.path))
     return out
+
+
+def split_dir(root: str | os.PathLike[str], split: str) -> Path:
+    """The folder of ``split`` under ``root``: the first of its names (:data:`SPLIT_ALIASES`) present.
+
+    Arguments: ``root`` a dataset tree; ``split`` a canonical split (``train``, ``val``, ``test``) or
+    any other folder name. Returns ``root/<name>``, or ``root/<split>`` when none exists (for messages).
+    Raises ``ValueError`` when two names of one split both exist (``val/`` and ``valid/``).
+    """
+    root = Path(root)
+    found = [root / n for n in SPLIT_ALIASES.get(split, (split,)) if (root / n).is_dir()]
+    if len(found) > 1:
+        raise ValueError(
+            f"{root}: both {found[0].name}/ and {found[1].name}/ exist, so the {split} split is ambiguous: "
+            "keep one of them (move the other out of the tree)"
+        )
+    return found[0] if found else root / split
+
+
+def is_data_root(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds a ``train/`` folder and a validation folder (``val/`` or ``valid/``)."""
+    folder = Path(folder)
+    return (folder / "train").is_dir() and any((folder / n).is_dir() for n in SPLIT_ALIASES["val"])
+
+
+def find_data_root(path: str | os.PathLike[str], max_depth: int = 3) -> tuple[Path, str]:
+    """The dataset tree at or below ``path``: a download's top folder finds the one tree inside it.
+
+    Arguments: ``path`` a folder; ``max_depth`` how many levels below it are searched (hidden folders
+    and the inside of a found tree are never entered). Returns ``(root, note)``: ``path`` itself with
+    note ``""`` when it holds a ``train/`` folder, else the single folder below that holds ``train/``
+    and ``val/`` or ``valid/``, with a note saying which folder is used. Nothing is written or renamed.
+    Raises ``FileNotFoundError`` when ``path`` is no folder or holds no such tree, ``ValueError`` when
+    it holds several (naming two of them).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such data folder (expected a tree {LAYOUT_TEXT})")
+    if (path / "train").is_dir():
+        return path, ""
+    found: list[Path] = []
+    for dirpath, dirnames, _ in os.walk(path, followlinks=True):
+        here = Path(dirpath)
+        if here != path and is_data_root(here):
+            found.append(here)
+            dirnames[:] = []
+            continue
+        depth = len(here.relative_to(path).parts)
+        dirnames[:] = [] if depth >= max_depth else sorted(d for d in dirnames if not d.startswith("."))
+    if not found:
+        raise FileNotFoundError(
+            f"{path}: no dataset tree {LAYOUT_TEXT} in it or up to {max_depth} folders below; "
+            "point --data at the folder that holds train/ and val/ (or valid/)"
+        )
+    if len(found) > 1:
+        raise ValueError(
+            f"{path}: {len(found)} dataset trees below it, e.g. {found[0]} and {found[1]}: "
+            "pass the one to use as --data"
+        )
+    return found[0], f"data: using {found[0]} (the one {LAYOUT_TEXT} tree under {path})"
 
 
 def summarize(
@@ -100,12 +167,17 @@ __all__ = [
     "CLASS_DIRS",
     "CLASS_NAMES",
     "IMAGE_EXTS",
+    "LAYOUT_TEXT",
     "LNP_EXTS",
     "SPLITS",
+    "SPLIT_ALIASES",
     "Sample",
     "discover",
+    "find_data_root",
+    "is_data_root",
     "list_images",
     "mirror_path",
+    "split_dir",
     "summarize",
     "tree_relpath",
 ]

@@ -14,13 +14,13 @@ SAMPLE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"
 
 def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[str, list[Any]]:
     """Samples of the ``train`` and ``val`` (and, when present, ``test``) splits of ``dataroot``."""
-    from dfig.data.layout import discover
+    from dfig.data.layout import discover, split_dir
 
     root = Path(dataroot)
     if not root.is_dir():
         raise FileNotFoundError(
             f"--dataroot {root}: no such folder; give the LNP tree dfig.stages.lnp wrote, laid out "
-            "as {train,val,test}/{real,fake}/*"
+            "as {train,val|valid,test}/{real,fake}/*"
         )
     cls = [c for c in (classes or "").split(",") if c and c.lower() not in ("face", "faces")]
     if len(cls) > 1:
@@ -29,7 +29,7 @@ def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[s
         )
     out = {}
     for split in ("train", "val", "test"):
-        split_root = root / split / cls[0] if cls else root / split
+        split_root = split_dir(root, split) / cls[0] if cls else split_dir(root, split)
         if split == "test" and not split_root.is_dir():
             continue
         if cls:
@@ -43,9 +43,9 @@ def split_samples(dataroot: str | os.PathLike[str], classes: str = "") -> dict[s
 
 
 def _discover_class(root: Path, split: str, cls: str) -> list[Any]:
-    from dfig.data.layout import CLASS_DIRS, CLASS_NAMES, Sample, list_images
+    from dfig.data.layout import CLASS_DIRS, CLASS_NAMES, Sample, list_images, split_dir
 
-    base = root / split / cls
+    base = split_dir(root, split) / cls
     found = [(base / d, lab) for d, lab in CLASS_DIRS.items() if (base / d).is_dir()]
     if {lab for _, lab in found} != {0, 1}:
         raise FileNotFoundError(f"{base}: expected class folders 'real' and 'fake' (or '0_real'/'1_fake')")

@@ -215,6 +215,14 @@ def data_counts(profile: str) -> dict[str, Any]:
     return out
 
 
+def data_check_record(profile: str) -> dict[str, Any] | None:
+    """The data check run_all.py made at the start of this invocation (:mod:`dfig.data.check`), or None."""
+    from dfig.data.check import RECORD_NAME
+
+    p = paths.metrics_dir(profile) / RECORD_NAME
+    return io.load_json(p) if p.is_file() else None
+
+
 def weights_status() -> list[dict[str, Any]]:
     try:
         from dfig import weights
@@ -283,6 +291,7 @@ def write_manifest(
         "device": device_info(),
         "runs": entries,
         "data_counts": data_counts(name),
+        "data_check": data_check_record(name),
         "weights": weights_status(),
         "fallbacks": fallbacks_used(records),
         "standins": standins_used({**records, **train_records(name)}),
@@ -397,6 +406,7 @@ __all__ = [
     "COMMIT_STAMP",
     "OFFLINE_TEMPLATE",
     "PACKAGES",
+    "data_check_record",
     "data_counts",
     "device_info",
     "export_html",

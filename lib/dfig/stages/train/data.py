@@ -237,6 +237,8 @@ def build_loaders(opts: TrainOptions, dist_info: DistInfo, device: torch.device 
     :class:`TrainData` (loaders are made per epoch from it by :func:`data_loader`). Raises
     ``FileNotFoundError``/``ValueError`` naming the folder for a missing, incomplete or one-class split.
     """
+    from dfig.data.layout import split_dir
+
     incomplete = check_input_complete(opts)
     samples = split_samples(opts.dataroot, opts.classes)
     train_samples = samples["train"]
@@ -251,7 +253,7 @@ def build_loaders(opts: TrainOptions, dist_info: DistInfo, device: torch.device 
     val_ds = build_dataset(samples["val"], opts, train=False, cache=cache.use)
     report = report_skipped({"train": train_ds, "val": val_ds}, print_it=dist_info.is_main)
     for split, ds in (("train", train_ds), ("val", val_ds)):
-        check_both_classes(ds, Path(opts.dataroot) / split, report[split])
+        check_both_classes(ds, split_dir(opts.dataroot, split), report[split])
     if opts.train_repeats > 1:  # more random crops per epoch: the same (prechecked) dataset k times
         train_ds = torch.utils.data.ConcatDataset([train_ds] * opts.train_repeats)
     return TrainData(samples, train_ds, val_ds, report, incomplete, io.read_stage_meta(opts.dataroot))
