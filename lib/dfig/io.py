@@ -139,9 +139,10 @@ def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] 
     src = dict(source) if source is not None else current_source()
     key = paths.portable(output)
     prov_file = paths.reports_dir() / "provenance.json"
-    prov = load_json(prov_file) if prov_file.exists() else {}
-    prov[key] = {**src, "written": datetime.now(UTC).isoformat(timespec="seconds")}
-    save_json(dict(sorted(prov.items())), prov_file, portable=True)
+    with file_lock(prov_file.parent / ".provenance.lock"):  # runs in parallel (run_all.py --jobs) share it
+        prov = load_json(prov_file) if prov_file.exists() else {}
+        prov[key] = {**src, "written": datetime.now(UTC).isoformat(timespec="seconds")}
+        save_json(dict(sorted(prov.items())), prov_file, portable=True)
 
 
 def current_source() -> dict[str, Any]:
@@ -265,25 +266,36 @@ def read_stage_meta(root: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def stage_meta_lock(root: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive lock (``<root>/.dfig_stage.lock``) while a shard reads and rewrites the record.
+def file_lock(lock: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``lock`` (created, with its folder) for the ``with`` block.
 
-    Arguments: ``root`` the output tree. Shards of one stage share one ``dfig_stage.json``; without the
-    lock two shards finishing together could each write a record missing the other's failures.
-    Where ``fcntl`` is missing (not POSIX) it does not lock.
+    Arguments: ``lock`` the lock file. Used where processes running at the same time (shards, or runs
+    started together by ``run_all.py --jobs``) read and rewrite one shared file. Where ``fcntl`` is
+    missing (not POSIX) it does not lock.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    Path(root).mkdir(parents=True, exist_ok=True)
-    with open(Path(root) / ".dfig_stage.lock", "a") as f:
+    Path(lock).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def stage_meta_lock(root: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock (``<root>/.dfig_stage.lock``) while a shard reads and rewrites the record.
+
+    Arguments: ``root`` the output tree. Shards of one stage share one ``dfig_stage.json``; without the
+    lock two shards finishing together could each write a record missing the other's failures.
+    """
+    with file_lock(Path(root) / ".dfig_stage.lock"):
+        yield
 
 
 def update_stage_meta(
@@ -312,6 +324,7 @@ __all__ = [
     "load_json",
     "portable_dirs",
     "read_stage_meta",
+    "file_lock",
     "record_provenance",
     "remove_orphan_temps",
     "save_figure",
