@@ -1,6 +1,7 @@
 # DFIG: the two commands of the README.
 #   make reproduce   run the notebooks end to end (profile smoke by default; PROFILE=sample|paper)
-#   make test        ruff + pytest unit tests + nbval on every notebook + a smoke run_all.py
+#   make test        ruff + pytest unit tests + nbval on every notebook + a smoke run_all.py (locally and
+#                    through a one-node Slurm cluster)
 #                    + the device check on CPU (standin-check)
 #   make gpu-wheels  the wheel folder for benchmarks/device_check.sh on a GPU machine (docs/gpu.md)
 # Both create the virtual environment .venv on first use (Python 3.11, pinned torch).
@@ -16,7 +17,7 @@ TEST_OUT ?= work/test
 TEST_ENV = DFIG_REPORTS=$(CURDIR)/$(TEST_OUT)/$(1)/reports DFIG_WORK=$(CURDIR)/$(TEST_OUT)/$(1)/work
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install reproduce run test lint unit nbval smoke paper weights clean-work clean-checkpoints standin-check gpu-wheels device-faces
+.PHONY: install reproduce run test lint unit nbval smoke slurm-smoke paper weights clean-work clean-checkpoints standin-check gpu-wheels device-faces
 
 install: $(VENV)/.dfig-installed
 
@@ -47,11 +48,19 @@ nbval: install
 	rm -rf $(TEST_OUT)/nbval
 	$(call TEST_ENV,nbval) $(VENV)/bin/pytest -q --nbval-lax notebooks
 
+# no training time cap in make test's smoke runs: the table must not depend on machine speed (slurm-smoke
+# compares it with the same profile run through Slurm)
+SMOKE_ARGS ?= --set max_minutes=null
 smoke: install
 	rm -rf $(TEST_OUT)/smoke
-	$(call TEST_ENV,smoke) $(PY) run_all.py --profile smoke
+	$(call TEST_ENV,smoke) $(PY) run_all.py --profile smoke $(SMOKE_ARGS)
 
-test: lint unit nbval smoke standin-check
+# the smoke profile through a real one-node Slurm cluster (tests/slurmcluster.py; skips, one line, without
+# the Debian packages .ci/run installs), its models table compared with make smoke's (~5 min)
+slurm-smoke: install
+	DFIG_LOCAL_SMOKE=$(CURDIR)/$(TEST_OUT)/smoke/reports DFIG_SMOKE_ARGS="$(SMOKE_ARGS)" $(VENV)/bin/pytest -q -rs tests/test_slurm.py -k smoke
+
+test: lint unit nbval smoke slurm-smoke standin-check
 
 # benchmarks/device_check.sh at tiny scale on the CPU: stand-in weights (SAM vit_b), the three
 # benchmarks, run_all.py --profile paper-standin-cpu on 1 photo per split and class (a few minutes)

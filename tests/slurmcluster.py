@@ -115,8 +115,18 @@ def start(tmp: Path, timeout: float = 90.0) -> dict[str, Any]:
     raise RuntimeError(f"the one-node Slurm cluster was not idle after {timeout:.0f} s; logs in {tmp}")
 
 
-def stop(cluster: dict[str, Any]) -> None:
-    """Stop the daemons ``start`` started (by their process ids), newest first."""
+def stop(cluster: dict[str, Any], timeout: float = 60.0) -> None:
+    """Cancel the cluster's jobs and wait until they left (a job step outlives a stopped slurmd), then stop
+    the daemons ``start`` started (by their process ids), newest first."""
+    env = {**os.environ, **cluster["env"]}
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    subprocess.run(["scancel", "-u", user], env=env, capture_output=True)
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        out = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True)
+        if out.returncode != 0 or not out.stdout.strip():
+            break
+        time.sleep(1)
     for proc in reversed(cluster["procs"]):
         if proc.poll() is None:
             proc.terminate()

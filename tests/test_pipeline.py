@@ -7,10 +7,7 @@ packages are not installed. The smoke profile through Slurm is compared with the
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import time
 from pathlib import Path
 
 import nbformat
@@ -35,7 +32,12 @@ def test_graph_orders_notebooks_and_frees_grids() -> None:
     assert set(deps["02_lnp__0"]) == {"01_segmentation__0", "01_segmentation__1"}
     assert "03_spectra__0" not in deps["04_train__0"]  # 03 and 04 side by side
     assert set(deps["05_evaluate__0"]) >= {"03_spectra__0", "04_train__0", "04_train__1"}
-    assert set(graph.dependents(deps, "02_lnp__1")) == {"03_spectra__0", "04_train__0", "04_train__1", "05_evaluate__0"}
+    assert set(graph.dependents(deps, "02_lnp__1")) == {
+        "03_spectra__0",
+        "04_train__0",
+        "04_train__1",
+        "05_evaluate__0",
+    }
 
 
 def test_cpu_slots_never_oversubscribe_and_threads_are_fixed_by_the_run() -> None:
@@ -46,7 +48,9 @@ def test_cpu_slots_never_oversubscribe_and_threads_are_fixed_by_the_run() -> Non
     assert ex.acquire({"parameters": {"num_threads": 2}}) is None  # 2 threads do not fit beside b
     ex.release(b)
     big = ex.acquire({"parameters": {"num_threads": 2}})
-    assert big.threads == 2 and LocalExecutor(jobs=1, cores=2).threads == LocalExecutor(jobs=8, cores=2).threads
+    assert (
+        big.threads == 2 and LocalExecutor(jobs=1, cores=2).threads == LocalExecutor(jobs=8, cores=2).threads
+    )
 
 
 def test_each_gpu_run_gets_its_own_gpu() -> None:
@@ -73,7 +77,12 @@ class FakeExecutor:
 
     def poll(self, spec):
         ok = spec["name"] not in self.fail
-        entry = {"run": spec["name"], "notebook": spec["notebook"], "status": "ok" if ok else "failed", "seconds": 1}
+        entry = {
+            "run": spec["name"],
+            "notebook": spec["notebook"],
+            "status": "ok" if ok else "failed",
+            "seconds": 1,
+        }
         return {"ok": ok, "entry": entry}
 
     def cancel(self, handles) -> None:
@@ -94,7 +103,11 @@ def write_notebook(folder: Path, name: str, code: str) -> None:
     nb = nbformat.v4.new_notebook()
     p = nbformat.v4.new_code_cell("profile = 'smoke'\nk = 0")
     p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}\nWrites a stamp"), p, nbformat.v4.new_code_cell(code)]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# {name}\nWrites a stamp"),
+        p,
+        nbformat.v4.new_code_cell(code),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / f"{name}.ipynb")
 
@@ -144,7 +157,9 @@ def test_jobs_2_runs_a_grid_at_once_and_keeps_the_order(run_all, tiny_profile, c
     assert out.count(" ok in ") == 3 and "summed over the runs" in out
 
 
-def test_jobs_failure_names_run_and_notebook_and_stops_dependents(run_all, tiny_profile, monkeypatch, capsys) -> None:
+def test_jobs_failure_names_run_and_notebook_and_stops_dependents(
+    run_all, tiny_profile, monkeypatch, capsys
+) -> None:
     prof, st = tiny_profile
     monkeypatch.setenv("FAIL_K1", "1")
     assert run_all.main(["--profile", str(prof), "--jobs", "2", "--threads", "1"]) == 1
@@ -183,3 +198,22 @@ def test_plan_counts_files_and_refuses_a_full_disk(run_all, tmp_path: Path, monk
     with pytest.raises(SystemExit, match=r"(?i)not enough disk: .*work/sample/lnp.* 0\.0 MB free"):
         run_all.main(["--profile", "sample", "--data", str(data), "--only", "02_lnp"])
     assert not (paths.executed_dir("sample")).exists(), "nothing ran"
+
+
+def test_plan_projects_time_from_device_check_rates(run_all, tmp_path: Path, capsys) -> None:
+    data = synthetic_tree(tmp_path / "data", 1000)  # 600/200/200
+    rates = tmp_path / "device_check.json"
+    bench = {"sam": {"ours_img_s": 10.0}, "lnp": {"ours_img_s": 100.0}, "train": {"ours_img_s": 50.0}}
+    rates.write_text(json.dumps({"bench": bench}))
+    prof = run_all.load_profile("paper")
+    runs = run_all.expand(prof, str(data), {})
+    p = plan.make_plan(prof, runs, rates_file=str(rates), workers=4)
+    st = {s["notebook"]: s for s in p["stages"]}
+    assert st["01_segmentation"]["seconds_1"] == pytest.approx(1000 / 10)  # only the SAM run costs SAM time
+    assert st["02_lnp"]["seconds_1"] == pytest.approx(3 * 1000 / 100)
+    assert st["02_lnp"]["seconds_n"] == pytest.approx(1000 / 100)  # three trees on four GPUs
+    one = 100 * (600 + 200 / 3) / 50  # 100 epochs x (train + val/3) / rate
+    assert st["04_train"]["seconds_1"] == pytest.approx(19 * one)
+    assert st["04_train"]["seconds_n"] == pytest.approx(5 * one)  # 19 runs on 4 GPUs: 5 rounds
+    out = plan.format_plan(p)
+    assert "1 GPU" in out and "4 GPUs" in out and "04_train | 19 |" in out

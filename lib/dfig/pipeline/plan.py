@@ -4,7 +4,10 @@ check's measured rates (``benchmarks/device_table.py`` writes ``device_check.jso
 
 Bytes per file are measured on the first few files of a tree that exists (a rerun), else estimated from
 the first few input images' sizes (PNG faces <= 3 bytes/pixel, binary masks, LNP PNG 3 bytes/pixel,
-clean LNP float16 = 6 bytes/pixel); checkpoints from the backbone's parameter count.
+clean LNP float16 = 6 bytes/pixel); checkpoints from the backbone's parameter count. Time: SAM, LNP
+and training images at the measured rates (training capped by ``max_minutes``; robustness = test photos
+x 7 through SAM and the LNP); work no benchmark measures (spectra, the paper) counts 0 s. N GPUs: the
+runs of a stage spread over N workers, longest first.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def stage_rows(
             "notebook": nb,
             "reads": counts,
             "writes": [],
-            "seconds": None,
+            "seconds": 0.0 if rates else None,  # with rates, work no benchmark measures counts 0 s
         }
         if nb == "01_segmentation":
             name = p.get("faces_name", "faces")
@@ -225,7 +228,7 @@ def make_plan(
                 "runs": len(rs),
                 "reads": rs[0]["reads"],
                 "bytes": sum(w["bytes"] for r in rs for w in r["writes"]),
-                "writes": [w for r in rs for w in r["writes"]],
+                "writes": merge_writes([w for r in rs for w in r["writes"]]),
                 "seconds_1": sum(known) if known else None,
                 "seconds_n": makespan(known, workers) if known else None,
             }
@@ -237,6 +240,17 @@ def make_plan(
         "stages": stages,
         "disk": disk_check(rows),
     }
+
+
+def merge_writes(writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per tree (the runs of a stage that write one tree, e.g. checkpoints): bytes summed."""
+    out: dict[str, dict[str, Any]] = {}
+    for w in writes:
+        if w["tree"] in out:
+            out[w["tree"]] = {**out[w["tree"]], "bytes": out[w["tree"]]["bytes"] + w["bytes"]}
+        else:
+            out[w["tree"]] = dict(w)
+    return list(out.values())
 
 
 def gb(b: float) -> str:
@@ -297,6 +311,7 @@ __all__ = [
     "load_rates",
     "make_plan",
     "makespan",
+    "merge_writes",
     "mean_pixels",
     "stage_rows",
     "tree_need",
