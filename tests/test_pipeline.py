@@ -48,9 +48,9 @@ def test_cpu_slots_never_oversubscribe_and_threads_are_fixed_by_the_run() -> Non
     assert ex.acquire({"parameters": {"num_threads": 2}}) is None  # 2 threads do not fit beside b
     ex.release(b)
     big = ex.acquire({"parameters": {"num_threads": 2}})
-    assert (
-        big.threads == 2 and LocalExecutor(jobs=1, cores=2).threads == LocalExecutor(jobs=8, cores=2).threads
-    )
+    assert big.threads == 2 and big.env()["OMP_NUM_THREADS"] == "2"
+    default = [LocalExecutor(jobs=j, cores=2).acquire({"parameters": {}}) for j in (1, 8)]
+    assert [d.threads for d in default] == [2, 2] and default[0].env() == {}  # fixed, whatever --jobs
 
 
 def test_each_gpu_run_gets_its_own_gpu() -> None:
@@ -153,6 +153,7 @@ def test_jobs_2_runs_a_grid_at_once_and_keeps_the_order(run_all, tiny_profile, c
     man = json.loads((paths.reports_dir("tiny") / "manifest.json").read_text())
     assert {r["worker"] for r in man["runs"]} == {"worker 0", "worker 1"}
     assert all(r["wall_seconds"] >= r["seconds"] for r in man["runs"])
+    assert man["run_seconds"] == pytest.approx(sum(r["seconds"] for r in man["runs"]))
     out = capsys.readouterr().out
     assert out.count(" ok in ") == 3 and "summed over the runs" in out
 

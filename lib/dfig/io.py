@@ -267,7 +267,7 @@ def read_stage_meta(root: str | os.PathLike[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def file_lock(lock: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the file ``lock`` (created, with its folder) for the ``with`` block.
+    """Hold an exclusive ``flock`` on ``lock`` (a file, created with its folder, or an existing folder).
 
     Arguments: ``lock`` the lock file. Used where processes running at the same time (shards, or runs
     started together by ``run_all.py --jobs``) read and rewrite one shared file. Where ``fcntl`` is
@@ -279,12 +279,13 @@ def file_lock(lock: str | os.PathLike[str]) -> Iterator[None]:
         yield
         return
     Path(lock).parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    # a folder is locked through its own descriptor: no lock file appears in it
+    fd = os.open(lock, os.O_RDONLY) if Path(lock).is_dir() else os.open(lock, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 @contextlib.contextmanager

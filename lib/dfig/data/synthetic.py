@@ -362,7 +362,7 @@ def generate(
     counts = _counts(n_train, n_eval)
     out.parent.mkdir(parents=True, exist_ok=True)
     # runs started together (run_all.py --jobs) all ask for the set: one writes it, the others then keep it
-    with file_lock(out.parent / f".{out.name}.lock"):
+    with file_lock(out.parent):  # the folder itself: no lock file beside the set
         return _generate_locked(out, params, counts, overwrite)
 
 

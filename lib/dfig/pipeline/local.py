@@ -1,10 +1,12 @@
 """Run papermill runs as worker processes on this machine: one GPU each, or a fixed share of the cores.
 
 A run's thread count is fixed by the run (its ``num_threads`` parameter when > 0, else ``threads``,
-by default every core), never by how many runs share the machine, so ``--jobs N`` computes exactly
+exported as OMP_NUM_THREADS...; by default none is exported and torch takes every core), never by how
+many runs share the machine, so ``--jobs N`` computes exactly
 what ``--jobs 1`` does. On CPU a run starts only when its threads fit in the free cores (a run wanting
 more than the machine runs alone): no oversubscription. On GPUs each run gets one GPU of ``gpus``
-through ``CUDA_VISIBLE_DEVICES``.
+through ``CUDA_VISIBLE_DEVICES``. One run at a time on the CPU (the default) runs in this process, as
+before, with the same thread variables.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dfig import paths
+from dfig.pipeline.execute import run_spec
 
 #: environment variables that set a process's CPU threads (torch reads OMP_NUM_THREADS at import)
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -44,6 +47,11 @@ class Slot:
     worker: int
     gpu: str | None
     threads: int
+    pinned: bool = True  # False: the machine's default thread count (no thread variable is exported)
+
+    def env(self) -> dict[str, str]:
+        """The thread variables this run's process gets (none when the run keeps the default)."""
+        return {v: str(self.threads) for v in THREAD_VARS} if self.pinned else {}
 
     def label(self) -> str:
         """``worker 1``, ``worker 1 gpu 3``: what the console and the manifest show."""
@@ -57,20 +65,20 @@ class LocalExecutor:
 
     jobs: int = 1
     gpus: list[str] = field(default_factory=list)
-    threads: int = 0  # 0 = every core
+    threads: int = 0  # 0 = the machine's default (every core), no thread variable exported
     cores: int = 0  # 0 = cpu_count()
     folder: Path | None = None  # spec/result/log files (default work/<profile>/pipeline)
     busy: dict[int, Slot] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cores = self.cores or cpu_count()
-        self.threads = self.threads or self.cores
 
     def describe(self) -> str:
         """One line: how runs are spread (printed at the start)."""
         if self.gpus:
             return f"local, {self.capacity()} at once, one GPU each ({','.join(self.gpus)})"
-        return f"local, up to {self.jobs} at once on {self.cores} cores, {self.threads} thread(s) per run"
+        threads = f"{self.threads} thread(s)" if self.threads else "the default threads (every core)"
+        return f"local, up to {self.jobs} at once on {self.cores} cores, {threads} per run"
 
     def capacity(self) -> int:
         """How many runs may run at once."""
@@ -80,7 +88,8 @@ class LocalExecutor:
         """A free slot for ``spec`` (reserved), or None when it must wait."""
         if len(self.busy) >= self.capacity():
             return None
-        threads = run_threads(spec, self.threads)
+        threads = run_threads(spec, self.threads or self.cores)
+        pinned = bool(self.threads or spec["parameters"].get("num_threads"))
         if not self.gpus and self.busy:
             used = sum(s.threads for s in self.busy.values())
             if used + threads > self.cores:
@@ -89,21 +98,34 @@ class LocalExecutor:
         gpu = None
         if self.gpus:
             gpu = sorted(set(self.gpus) - {s.gpu for s in self.busy.values()}, key=self.gpus.index)[0]
-        self.busy[worker] = slot = Slot(worker, gpu, threads)
+        self.busy[worker] = slot = Slot(worker, gpu, threads, pinned)
         return slot
 
     def release(self, slot: Slot) -> None:
         """Free ``slot`` after its run ended."""
         self.busy.pop(slot.worker, None)
 
+    def inline(self) -> bool:
+        """One run at a time on the CPU: runs execute in this process (no worker start-up per run)."""
+        return self.capacity() == 1 and not self.gpus
+
     def start(self, spec: dict[str, Any], slot: Slot) -> dict[str, Any]:
-        """Start a worker process for ``spec`` on ``slot``. Returns: the handle :meth:`poll` takes."""
+        """Start a worker process for ``spec`` on ``slot`` (or, :meth:`inline`, run it here and now with
+        the same thread variables). Returns: the handle :meth:`poll` takes."""
+        if self.inline():
+            saved = {v: os.environ.get(v) for v in THREAD_VARS}
+            os.environ.update(slot.env())
+            try:
+                return {"done": run_spec(spec)}
+            finally:
+                for v, old in saved.items():
+                    os.environ.pop(v, None) if old is None else os.environ.__setitem__(v, old)
         folder = self.folder or paths.work_dir(spec["env"]["DFIG_PROFILE"]) / "pipeline"
         folder.mkdir(parents=True, exist_ok=True)
         spec_file, out_file, log = (folder / f"{spec['name']}{s}" for s in (".json", ".result.json", ".log"))
         out_file.unlink(missing_ok=True)
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        env = {**os.environ, **{v: str(slot.threads) for v in THREAD_VARS}}
+        env = {**os.environ, **slot.env()}
         if slot.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu
         with open(log, "w", encoding="utf-8") as f:
@@ -117,6 +139,8 @@ class LocalExecutor:
 
     def poll(self, handle: dict[str, Any]) -> dict[str, Any] | None:
         """None while the run goes on; then ``{"ok", "entry", "host"}`` (a broken worker: ok False, its log)."""
+        if "done" in handle:
+            return handle["done"]
         code = handle["proc"].poll()
         if code is None:
             return None
@@ -131,6 +155,7 @@ class LocalExecutor:
 
     def cancel(self, handles: list[dict[str, Any]]) -> None:
         """Stop the worker processes of ``handles`` (Ctrl-C), and wait for them."""
+        handles = [h for h in handles if "proc" in h]
         for h in handles:
             if h["proc"].poll() is None:
                 h["proc"].terminate()
