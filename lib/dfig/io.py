@@ -139,7 +139,8 @@ def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] 
     src = dict(source) if source is not None else current_source()
     key = paths.portable(output)
     prov_file = paths.reports_dir() / "provenance.json"
-    with file_lock(prov_file.parent / ".provenance.lock"):  # runs in parallel (run_all.py --jobs) share it
+    prov_file.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(prov_file.parent):  # runs side by side (run_all.py --jobs) share the file
         prov = load_json(prov_file) if prov_file.exists() else {}
         prov[key] = {**src, "written": datetime.now(UTC).isoformat(timespec="seconds")}
         save_json(dict(sorted(prov.items())), prov_file, portable=True)
