@@ -89,8 +89,8 @@ class SlurmExecutor:
             params["partition"] = self.partition
         if self.gpus_per_job:
             params["gpus_per_node"] = self.gpus_per_job
-        if self.minutes:
-            params["time"] = self.minutes
+        # submitit writes --time=5 unless told otherwise; None leaves the partition's limit (or SBATCH_TIMELIMIT)
+        params["time"] = self.minutes or None
         if self.mem:
             params["mem"] = self.mem
         ex.update_parameters(**params)
@@ -110,7 +110,7 @@ class SlurmExecutor:
                 return {
                     "ok": False,
                     "entry": None,
-                    "error": f"slurm job {job.job_id}: {str(e)[-300:]}",
+                    "error": f"slurm job {job.job_id}: {job_error(e)}",
                     "log": log,
                 }
         if in_queue(str(job.job_id)):
@@ -132,6 +132,13 @@ class SlurmExecutor:
             h["job"].cancel(check=False)
 
 
+def job_error(e: Exception) -> str:
+    """The telling line of submitit's error for a job: its last line that names an error, else its first."""
+    lines = [ln.strip() for ln in str(e).splitlines() if len(ln.strip()) > 3]
+    named = [ln for ln in lines if "Error" in ln] or [ln for ln in lines if "error" in ln]
+    return (named[-1] if named else (lines or [type(e).__name__])[0])[:300]
+
+
 def in_queue(job_id: str) -> bool:
     """True while ``squeue`` lists the job (pending, running, completing)."""
     try:
@@ -143,4 +150,4 @@ def in_queue(job_id: str) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
-__all__ = ["GRACE_SECONDS", "JobSlot", "SlurmExecutor", "in_queue"]
+__all__ = ["GRACE_SECONDS", "JobSlot", "SlurmExecutor", "in_queue", "job_error"]
