@@ -8,13 +8,17 @@
     python run_all.py --list               # what would run, with the parameters
     python run_all.py --only 04_train      # just the runs of one notebook (prefix match)
     python run_all.py --paper-only         # rebuild DFIG_v2.pdf from the existing results
+    python run_all.py --jobs 2 --threads 1 # independent runs side by side (one GPU each with --gpus 0,1)
+    python run_all.py --executor slurm     # one Slurm job per run (submitit; shared filesystem)
+    python run_all.py --plan [--rates device_check.json]   # files, disk and time per stage; runs nothing
 
 Profiles are YAML files in profiles/; ``base: <profile>`` inherits one and lists only what differs
 (see ``inherit``). Each run's parameter names are checked against the notebook's
 ``parameters`` cell before anything executes. Executed notebooks (ipynb + HTML) go to
 reports/<profile>/executed/, and reports/<profile>/manifest.json records the commit, package versions,
 device, per-run timings and parameters, data counts, official weights found and fallbacks used.
-The exit code is non-zero when a run fails; the message names the notebook and the cell.
+The exit code is non-zero when a run fails; the message names the notebook and the cell. How runs are
+ordered and executed (local workers, Slurm) and the plan live in :mod:`dfig.pipeline`.
 """
 
 from __future__ import annotations
