@@ -32,6 +32,7 @@ class JobSlot:
     threads: int
     job_id: str = "?"
     gpu: str | None = None
+    pinned: bool = True  # False: the job keeps its default thread count (no thread variable exported)
 
     def label(self) -> str:
         """``slurm job 123``: what the console and the manifest show."""
@@ -46,20 +47,20 @@ class SlurmExecutor:
     gpus_per_job: int = 0
     minutes: int = 0
     mem: str | None = None
-    threads: int = 0
+    threads: int = 0  # 0: every core of this machine as CPUs per job, thread count left to the job
     jobs: int = 0
     folder: Path | None = None
     submitted: int = 0
     busy: dict[int, JobSlot] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.threads = self.threads or cpu_count()
+        self.cpus = self.threads or cpu_count()  # CPUs per job; threads pinned only when asked for
 
     def describe(self) -> str:
         """One line: where the jobs go (printed at the start)."""
         part = self.partition or "the default partition"
         gpus = f", {self.gpus_per_job} GPU(s) per job" if self.gpus_per_job else ""
-        return f"slurm via submitit, {part}{gpus}, {self.threads} CPU(s) per job; logs in {self.log_folder()}"
+        return f"slurm via submitit, {part}{gpus}, {self.cpus} CPU(s) per job; logs in {self.log_folder()}"
 
     def log_folder(self) -> Path:
         """Where submitit keeps each job's script, stdout/stderr and result (``work/<profile>/slurm``)."""
@@ -70,7 +71,8 @@ class SlurmExecutor:
         if self.jobs and len(self.busy) >= self.jobs:
             return None
         self.submitted += 1
-        slot = JobSlot(self.submitted, run_threads(spec, self.threads))
+        pinned = bool(self.threads or spec["parameters"].get("num_threads"))
+        slot = JobSlot(self.submitted, run_threads(spec, self.cpus), pinned=pinned)
         self.busy[slot.worker] = slot
         return slot
 
@@ -94,7 +96,8 @@ class SlurmExecutor:
         if self.mem:
             params["mem"] = self.mem
         ex.update_parameters(**params)
-        spec = {**spec, "env": {**spec["env"], **{v: str(slot.threads) for v in THREAD_VARS}}}
+        pin = {v: str(slot.threads) for v in THREAD_VARS} if slot.pinned else {}
+        spec = {**spec, "env": {**spec["env"], **pin}}  # as a local run: same threads, same numbers
         job = ex.submit(run_spec, spec)
         slot.job_id = str(job.job_id)
         return {"job": job, "gone_since": None}
