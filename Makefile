@@ -1,6 +1,7 @@
 # DFIG: the two commands of the README.
 #   make reproduce   run the notebooks end to end (profile smoke by default; PROFILE=sample|paper)
-#   make test        ruff + pytest unit tests + nbval on every notebook + a smoke run_all.py
+#   make test        ruff + pytest unit tests + nbval on every notebook + a smoke run_all.py (locally and
+#                    through a one-node Slurm cluster: slurm-smoke)
 #                    + the device check rehearsed as a GPU machine holds it (device-rehearsal)
 #                    + the unit tests under Python 3.12 too (unit-py3.12; one line when there is none)
 #   make gpu-carry   what to carry to a GPU machine (docs/gpu.md): the repository, the wheel folder and
@@ -24,7 +25,7 @@ CONSTRAINTS ?= constraints.txt
 TEST_OUT ?= work/test
 TEST_ENV = DFIG_REPORTS=$(CURDIR)/$(TEST_OUT)/$(1)/reports DFIG_WORK=$(CURDIR)/$(TEST_OUT)/$(1)/work
 
-.PHONY: install reproduce run test lint unit nbval smoke paper weights clean-work clean-checkpoints constraints git-filter \
+.PHONY: install reproduce run test lint unit nbval smoke slurm-smoke paper weights clean-work clean-checkpoints constraints git-filter \
 	gpu-wheels device-faces gpu-carry device-rehearsal device-pdf
 
 install: $(VENV)/.dfig-installed git-filter
@@ -69,11 +70,19 @@ nbval: install
 	rm -rf $(TEST_OUT)/nbval
 	$(call TEST_ENV,nbval) $(VENV)/bin/pytest -q --nbval-lax notebooks
 
+# no training time cap in make test's smoke runs: the table must not depend on machine speed (slurm-smoke
+# compares it with the same profile run through Slurm)
+SMOKE_ARGS ?= --set max_minutes=null
 smoke: install
 	rm -rf $(TEST_OUT)/smoke
-	$(call TEST_ENV,smoke) $(PY) run_all.py --profile smoke
+	$(call TEST_ENV,smoke) $(PY) run_all.py --profile smoke $(SMOKE_ARGS)
 
-test: lint unit nbval smoke device-rehearsal unit-py3.12
+# the smoke profile through a real one-node Slurm cluster (tests/slurmcluster.py; skips, one line, without
+# the Debian packages .ci/run installs), its models table compared with make smoke's (~5 min)
+slurm-smoke: install
+	DFIG_LOCAL_SMOKE=$(CURDIR)/$(TEST_OUT)/smoke/reports DFIG_SMOKE_ARGS="$(SMOKE_ARGS)" $(VENV)/bin/pytest -q -rs tests/test_slurm.py -k smoke
+
+test: lint unit nbval smoke slurm-smoke device-rehearsal unit-py3.12
 
 # the unit tests under another Python X.Y (make unit-py3.12, part of make test), in a venv cached outside
 # the clone and built as a GPU user's is: their torch first, then pip install -e ".[dev]" (.ci/unit-python)

@@ -8,13 +8,17 @@
     python run_all.py --list               # what would run, with the parameters
     python run_all.py --only 04_train      # just the runs of one notebook (prefix match)
     python run_all.py --paper-only         # rebuild DFIG_v2.pdf from the existing results
+    python run_all.py --jobs 2 --threads 1 # independent runs side by side (one GPU each with --gpus 0,1)
+    python run_all.py --executor slurm     # one Slurm job per run (submitit; shared filesystem)
+    python run_all.py --plan [--rates device_check.json]   # files, disk and time per stage; runs nothing
 
 Profiles are YAML files in profiles/; ``base: <profile>`` inherits one and lists only what differs
 (see ``inherit``). Each run's parameter names are checked against the notebook's
 ``parameters`` cell before anything executes. Executed notebooks (ipynb + HTML) go to
 reports/<profile>/executed/, and reports/<profile>/manifest.json records the commit, package versions,
 device, per-run timings and parameters, data counts, official weights found and fallbacks used.
-The exit code is non-zero when a run fails; the message names the notebook and the cell.
+The exit code is non-zero when a run fails; the message names the notebook and the cell. How runs are
+ordered and executed (local workers, Slurm) and the plan live in :mod:`dfig.pipeline`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ import yaml
 from dfig import paths
 from dfig.data import check as data_check
 from dfig.notebook import train_run_name
+from dfig.pipeline import cli as pipeline_cli
+from dfig.pipeline.execute import make_spec
+from dfig.pipeline.graph import dependencies
+from dfig.pipeline.scheduler import run_graph
 from dfig.report import manifest, profilecheck, runstate
 
 NOTEBOOKS = paths.notebooks_dir()
@@ -329,78 +337,6 @@ def preflight(profile: dict[str, Any], runs: list[dict[str, Any]]) -> None:
         )
 
 
-def execute(run: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
-    """Execute one notebook run with papermill; return its manifest entry (raises on failure)."""
-    import papermill as pm
-
-    out_dir = paths.executed_dir(profile["name"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{run['name']}.ipynb"
-    os.environ.update(
-        {
-            "DFIG_PROFILE": profile["name"],
-            "DFIG_NOTEBOOK": run["name"],
-            "DFIG_ALLOW_FALLBACKS": "1" if profile.get("allow_fallbacks", True) else "0",
-            # no widget front end in papermill: each progress bar leaves only its final line
-            "DFIG_PROGRESS": os.environ.get("DFIG_PROGRESS") or "final",
-        }
-    )
-    t0 = time.time()
-    entry = {
-        "run": run["name"],
-        "notebook": f"notebooks/{run['notebook']}.ipynb",
-        "output": paths.portable(out),
-        "parameters": run["parameters"],
-    }
-    try:
-        pm.execute_notebook(
-            str(NOTEBOOKS / f"{run['notebook']}.ipynb"),
-            str(out),
-            parameters=run["parameters"],
-            cwd=str(NOTEBOOKS),
-            progress_bar=False,
-            kernel_name="python3",
-            request_save_on_cell_execute=False,
-            kernel_manager_class=kernel_manager_class(),
-        )
-    except pm.PapermillExecutionError as e:
-        entry.update(
-            status="failed",
-            seconds=round(time.time() - t0, 1),
-            error=f"cell {e.exec_count} (execution count): {e.ename}: {e.evalue}",
-        )
-        if out.exists():
-            manifest.portable_notebook(out)  # the failed copy names no machine path either
-        raise RunFailed(entry) from e
-    entry.update(status="ok", seconds=round(time.time() - t0, 1))
-    manifest.export_html(out)
-    return entry
-
-
-def kernel_manager_class() -> type:
-    """The kernel manager papermill uses: local IPC transport, and no SIGINT at shutdown.
-
-    A kernel on TCP logs ``Kernel is running over TCP without encryption`` at every start; over IPC
-    the sockets are files next to the connection file and nothing is printed. jupyter_client also
-    sends SIGINT before every shutdown request; a kernel that is still inside a message handler when
-    it lands logs ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel`` although the notebook
-    succeeded. Here shutdown is the plain shutdown request (jupyter_client still kills a kernel that
-    does not exit in time). Returns: an ``AsyncKernelManager`` subclass (class, not instance).
-    """
-    from jupyter_client import AsyncKernelManager
-    from traitlets import CaselessStrEnum
-
-    class LocalKernelManager(AsyncKernelManager):
-        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
-
-        async def _async_interrupt_kernel(self) -> None:
-            if self.shutting_down:  # the interrupt jupyter_client sends before a shutdown request
-                return
-            await super()._async_interrupt_kernel()
-
-    return LocalKernelManager
-
-
 def fallback_lines(ipynb: Path) -> list[str]:
     """One line per distinct fallback or stand-in announced in an executed notebook's outputs.
 
@@ -433,12 +369,6 @@ def without_reason(text: str) -> str:
         if depth == 0:
             return text[:i].rstrip()
     return text
-
-
-class RunFailed(RuntimeError):
-    def __init__(self, entry: dict[str, Any]) -> None:
-        super().__init__(entry.get("error"))
-        self.entry = entry
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -474,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="override a parameter in every run that declares it",
     )
+    pipeline_cli.add_arguments(ap)
     args = ap.parse_args(argv)
 
     profile = check_profile(load_profile(args.profile), args.profile)
@@ -499,45 +430,63 @@ def main(argv: list[str] | None = None) -> int:
         for i, r in enumerate(runs, 1):
             print(f"{i:2d}. {r['name']}\n    {r['parameters']}")
         return 0
+    executor = pipeline_cli.make_executor(args, profile)
+    refusal = pipeline_cli.print_plan(profile, runs, args, executor)
+    if args.plan:
+        return 0
     preflight(profile, runs)
     data_check.check_for_run(profile, runs[0]["parameters"].get("data_root"), args.accept_subset)
+    if refusal:
+        raise SystemExit(refusal)
+    return run_runs(profile, runs, executor, partial=bool(args.only))
 
+
+def run_runs(profile: dict[str, Any], runs: list[dict[str, Any]], executor: Any, partial: bool) -> int:
+    """Run ``runs`` on ``executor`` in dependency order (:mod:`dfig.pipeline`), one console line per start
+    and per end, the manifest kept current; then the closing lines. Returns: the exit code."""
     t_start = time.time()
     started = datetime.now().astimezone().isoformat(timespec="microseconds")  # identifies this invocation
     runstate.acquire(profile["name"], [r["name"] for r in runs], started)  # one run_all per profile
-    manifest.write_manifest(profile, [], 0, "running", partial=bool(args.only), started=started)
+    manifest.write_manifest(profile, [], 0, "running", partial=partial, started=started)
     entries: list[dict[str, Any]] = []
-    status = 0
-    print(f"run_all: profile {profile['name']!r}, {len(runs)} runs -> {paths.reports_dir(profile['name'])}")
-    for i, r in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {r['name']} ...", flush=True)
-        try:
-            e = execute(r, profile)
-        except RunFailed as f:
-            entries.append(f.entry)
-            print(
-                f"FAILED: {r['name']} (notebooks/{r['notebook']}.ipynb), {f.entry['error']}\n"
-                f"  executed copy with the traceback: {f.entry['output']}",
-                file=sys.stderr,
-            )
-            status = 1
-            break
+    index = {r["name"]: i for i, r in enumerate(runs, 1)}
+    n = len(runs)
+    print(f"run_all: profile {profile['name']!r}, {n} runs -> {paths.reports_dir(profile['name'])}")
+    print(f"run_all: {executor.describe()}", flush=True)
+
+    def on_start(spec: dict[str, Any], slot: Any) -> None:
+        print(f"[{index[spec['name']]}/{n}] {spec['name']} ... ({slot.label()})", flush=True)
+
+    def on_done(e: dict[str, Any]) -> None:
         entries.append(e)
-        print(f"[{i}/{len(runs)}] {r['name']} ok in {e['seconds']:.0f}s", flush=True)
+        if e["status"] != "ok":
+            print(f"[{index[e['run']]}/{n}] {e['run']} FAILED after {e['wall_seconds']:.0f}s", flush=True)
+            return
+        print(f"[{index[e['run']]}/{n}] {e['run']} ok in {e['seconds']:.0f}s", flush=True)
         for line in fallback_lines(paths.resolve(e["output"])):
             kind = "StandinWarning" if line.startswith("STAND-IN") else "FallbackWarning"
             print(f"    {kind}: {line}", flush=True)
         # keep the manifest current, so that the paper notebook (last) sees this invocation's runs
         manifest.write_manifest(
-            profile, entries, time.time() - t_start, "running", partial=bool(args.only), started=started
+            profile, entries, time.time() - t_start, "running", partial=partial, started=started
         )
-    man = manifest.write_manifest(
-        profile, entries, time.time() - t_start, status, partial=bool(args.only), started=started
-    )
-    print(f"manifest: {man}")
+
+    specs = [make_spec(r, profile, NOTEBOOKS) for r in runs]
+    out = run_graph(specs, dependencies(runs), executor, on_start, on_done)
+    status = 1 if out.failed else 0
+    for f in out.failed:
+        print(
+            f"FAILED: {f['run']} ({f['notebook']}), {f['error']}\n  executed copy with the traceback: {f['output']}"
+            + (f"\n  job log: {f['log']}" if f.get("log") else ""),
+            file=sys.stderr,
+        )
+    for name, why in out.not_run.items():
+        print(f"not run: {name} (needs {why}, which failed)", file=sys.stderr)
+    man = manifest.write_manifest(profile, entries, out.wall, status, partial=partial, started=started)
+    print(f"manifest: {man} ({out.wall:.0f}s wall, {out.run_seconds:.0f}s summed over the runs)")
     rep = paths.reports_dir(profile["name"])
     print(f"reports:  {rep} (figures/, tables/, metrics/, executed/)")
-    print(paper_line(profile, runs, status, partial=bool(args.only)))
+    print(paper_line(profile, runs, status, partial=partial))
     runstate.release(profile["name"])
     return status
 

@@ -214,9 +214,11 @@ def record_provenance(output: str | os.PathLike[str], source: Mapping[str, Any] 
     src = dict(source) if source is not None else current_source()
     key = paths.portable(output)
     prov_file = paths.reports_dir() / "provenance.json"
-    prov = load_json(prov_file) if prov_file.exists() else {}
-    prov[key] = {**src, "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    save_json(dict(sorted(prov.items())), prov_file, portable=True)
+    prov_file.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(prov_file.parent):  # runs side by side (run_all.py --jobs) share the file
+        prov = load_json(prov_file) if prov_file.exists() else {}
+        prov[key] = {**src, "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        save_json(dict(sorted(prov.items())), prov_file, portable=True)
 
 
 def current_source() -> dict[str, Any]:
@@ -340,25 +342,37 @@ def read_stage_meta(root: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def stage_meta_lock(root: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive lock (``<root>/.dfig_stage.lock``) while a shard reads and rewrites the record.
+def file_lock(lock: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock`` (a file, created with its folder, or an existing folder).
 
-    Arguments: ``root`` the output tree. Shards of one stage share one ``dfig_stage.json``; without the
-    lock two shards finishing together could each write a record missing the other's failures.
-    Where ``fcntl`` is missing (not POSIX) it does not lock.
+    Arguments: ``lock`` the lock file. Used where processes running at the same time (shards, or runs
+    started together by ``run_all.py --jobs``) read and rewrite one shared file. Where ``fcntl`` is
+    missing (not POSIX) it does not lock.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    Path(root).mkdir(parents=True, exist_ok=True)
-    with open(Path(root) / ".dfig_stage.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    Path(lock).parent.mkdir(parents=True, exist_ok=True)
+    # a folder is locked through its own descriptor: no lock file appears in it
+    fd = os.open(lock, os.O_RDONLY) if Path(lock).is_dir() else os.open(lock, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def stage_meta_lock(root: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock (``<root>/.dfig_stage.lock``) while a shard reads and rewrites the record.
+
+    Arguments: ``root`` the output tree. Shards of one stage share one ``dfig_stage.json``; without the
+    lock two shards finishing together could each write a record missing the other's failures.
+    """
+    with file_lock(Path(root) / ".dfig_stage.lock"):
+        yield
 
 
 def update_stage_meta(
@@ -405,6 +419,7 @@ __all__ = [
     "name_max",
     "portable_dirs",
     "read_stage_meta",
+    "file_lock",
     "record_provenance",
     "remove_orphan_temps",
     "save_figure",

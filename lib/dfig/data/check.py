@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +254,7 @@ def check_tree(
         "accepted_subset": subset,
         "status": "problems" if problems else ("subset" if subset else "ok"),
         "seconds": round(time.perf_counter() - t0, 2),
-        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -219,7 +219,7 @@ def fetch(
     print(f"fetch: unpacking {given} into {out} ...", flush=True)
     rec = {"collection": coll.name, "slug": coll.slug, "archive": given.name, "archive_bytes": given.stat().st_size,
            **unpack(given, out), "tree": coll.tree, "complete": True,
-           "finished": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+           "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
     io.save_json(rec, out / RECORD)
     if not archive and not keep_archive:
         given.unlink()

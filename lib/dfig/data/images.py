@@ -201,7 +201,6 @@ def read_lnp(path: str | os.PathLike[str]) -> np.ndarray:
     return np.asarray(load_rgb(p), dtype=np.float32) / 255.0
 
 
-
 __all__ = [
     "BAD_FILE_POLICIES",
     "MAX_ASPECT",

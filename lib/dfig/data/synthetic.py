@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from dfig.data.layout import SPLITS
-from dfig.io import atomic_write_text, read_stage_meta, write_stage_meta
+from dfig.io import atomic_write_text, file_lock, read_stage_meta, write_stage_meta
 
 GENERATOR = "dfig.data.synthetic/1"
 CLASSES: tuple[str, ...] = ("real", "fake")
@@ -360,9 +360,16 @@ def generate(
     out = Path(out_root)
     params = {"seed": int(seed), "size": int(size), "n_train": int(n_train), "n_eval": int(n_eval)}
     counts = _counts(n_train, n_eval)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # runs started together (run_all.py --jobs) all ask for the set: one writes it, the others then keep it
+    with file_lock(out.parent):  # the folder itself: no lock file beside the set
+        return _generate_locked(out, params, counts, overwrite)
+
+
+def _generate_locked(out: Path, params: dict[str, int], counts: Any, overwrite: bool) -> Path:
+    """:func:`generate`'s work, under its lock: keep a matching set, else build and swap one in."""
     if _check_existing(out, params, counts, overwrite):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -301,6 +301,8 @@ def write_manifest(
     old = io.load_json(dest) if dest.exists() else None
     if old and partial:
         man = merge_partial(old, man, seconds, started or man["finished"])
+    # runs side by side (run_all.py --jobs, Slurm): the runs' own seconds summed, beside the wall time
+    man["run_seconds"] = round(sum(float(r.get("seconds") or 0) for r in man["runs"]), 1)
     io.save_json(man, dest, portable=True)
     return dest
 
