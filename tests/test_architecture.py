@@ -106,7 +106,17 @@ def test_layers_import_only_downwards(layer: str, forbidden: tuple[str, ...]) ->
 
 
 #: the layers of docs/architecture.md's module map, lowest first: a module imports its own layer or lower
-LAYER_ORDER = ("package", "infrastructure", "core", "data", "session", "stages", "report", "pipeline", "command")
+LAYER_ORDER = (
+    "package",
+    "infrastructure",
+    "core",
+    "data",
+    "session",
+    "stages",
+    "report",
+    "pipeline",
+    "command",
+)
 #: stages that compose others (through the package's public API only); every other stage imports none
 STAGE_COMPOSES = {
     "predict": {"segment", "lnp", "train"},
