@@ -206,7 +206,7 @@ def test_cli_raw_writes_csv_and_summary(
         == 0
     )
     df = pd.read_csv(out)
-    assert len(df) == 4 and set(df.columns) == {"path", "p_fake", "pred_label", "true_label"}
+    assert len(df) == 4 and set(df.columns) == {"path", "p_fake", "pred_label", "true_label", "face_found"}
     text = capsys.readouterr().out
     assert "4 images scored" in text and "mean p_fake" in text and "roc_auc" in text
     # default destination: next to the checkpoint
