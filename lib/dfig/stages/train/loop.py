@@ -58,7 +58,8 @@ SPEC_STATS_SEED_OFFSET = 11
 def fit_spec_stats(model: nn.Module, train_ds: Any, opts: TrainOptions, device: torch.device) -> int:
     """Measure ``spec_norm="freq"``'s per-frequency mean and spread on one pass over the training set.
 
-    Arguments: ``model`` (a detector; nothing happens unless its ``spec_norm`` has a ``fit``);
+    Arguments: ``model`` (a detector; nothing happens unless its ``spec_norm`` has a ``fit`` and its
+    fusion reads spectra);
     ``train_ds`` the training dataset (its random crops and flips, as training sees them); ``opts``;
     ``device``. Returns: the number of spectra measured (0 when the model has no such statistics).
     The global RNG state is saved and restored, so the training steps draw what they would without it.
@@ -67,7 +68,8 @@ def fit_spec_stats(model: nn.Module, train_ds: Any, opts: TrainOptions, device: 
     from dfig.stages.train.data import data_loader
 
     norm = getattr(model, "spec_norm", None)
-    if not hasattr(norm, "fit"):
+    fusion = getattr(model, "fusion", None)
+    if not hasattr(norm, "fit") or not getattr(fusion, "needs_spectra", True):
         return 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed + SPEC_STATS_SEED_OFFSET)
