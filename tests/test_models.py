@@ -154,9 +154,9 @@ def test_spec_norm_options():
     s = bn.spectra(x)
     torch.testing.assert_close(s.mean((0, 2, 3)), torch.zeros(2), atol=1e-4, rtol=0)
     assert not any(p.requires_grad for p in bn.spec_norm.parameters())  # non-affine
-    assert set(SPEC_NORMS) >= {"none", "batchnorm", "instance", "log"}
+    assert set(SPEC_NORMS) >= {"none", "batchnorm", "instance", "log", "freq"}
     for name in SPEC_NORMS:
-        m = build_detector("mobilev2", 0, spec_norm=name).eval()
+        m = build_detector("mobilev2", 0, spec_norm=name, spec_size=32).eval()
         with torch.no_grad():
             assert torch.isfinite(m(x)).all()
         assert m.config()["spec_norm"] == name
@@ -430,3 +430,28 @@ def test_load_detector_bare_state_dict(tmp_path):
         torch.testing.assert_close(loaded(_x()), model(_x()))
     with pytest.raises(CheckpointMismatchError, match="do not fit"):
         load_detector(f, expect_arch="mobilev2", expect_mode=0)
+
+
+def test_per_frequency_standardisation_and_frequency_coordinates(tmp_path):
+    x = _x(16, 32)
+    m = build_detector("mobilev2", 0, spec_norm="freq", spec_size=32, spec_coords=True)
+    assert not m.spec_norm.fitted and m.in_channels == 7
+    assert m.spec_norm.fit([torch.cat(amplitude_phase(x[:8]), 1), torch.cat(amplitude_phase(x[8:]), 1)]) == 16
+    s = m.spectra(x)  # standardised on the very spectra it was fitted on: mean 0, std 1 per frequency
+    torch.testing.assert_close(s.mean(0), torch.zeros(2, 32, 32), atol=1e-4, rtol=0)
+    assert abs(float(s.std(0).mean()) - 1.0) < 0.01
+    fused = m.fuse(x)
+    assert fused.shape == (16, 7, 32, 32)
+    torch.testing.assert_close(fused[0, 5, :, 16], (torch.arange(32.0) - 16) / 16)  # vertical frequency
+    torch.testing.assert_close(fused[3, 6, 16, :], (torch.arange(32.0) - 16) / 16)  # horizontal frequency
+    torch.save({"model": m.state_dict(), "config": m.config()}, tmp_path / "f.pth")
+    back, _ = load_detector(tmp_path / "f.pth")
+    m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), m(x))
+    with pytest.raises(ValueError, match="32x32"):
+        m(_x(2, 48))
+    with pytest.raises(ValueError, match="spectral size"):
+        build_detector("mobilev2", 0, spec_norm="freq")
+    with pytest.raises(ValueError, match="spec_coords"):
+        build_detector("mobilev2", "lnp", spec_coords=True)

@@ -312,3 +312,41 @@ def test_train_with_center_region_and_grid_eval(tree: Path, tmp_path: Path) -> N
     )
     assert res["epochs"] == 1 and len(pd.read_csv(res["predictions"]["test"])) == 16
     assert load_checkpoint(Path(res["paths"]["best"]))["options"]["center_region"] == 36
+
+
+def test_per_frequency_spectral_statistics_are_fitted_stored_and_used_by_predict(
+    tree: Path, tmp_path: Path
+) -> None:
+    """spec_norm='freq': mean/std per frequency measured on the training split before training, stored
+    in the checkpoint, and the same model (statistics included) scores through predict_folder."""
+    from dfig.core.models import load_detector
+    from dfig.stages.predict import predict_folder
+
+    res = train(tiny_opts(tree, tmp_path, epochs=1, spec_norm="freq", spec_coords=True, no_flip=True))
+    best = Path(res["paths"]["best"])
+    ck = load_checkpoint(best)
+    assert ck["config"]["spec_norm"] == "freq" and ck["config"]["spec_size"] == 32
+    assert ck["config"]["spec_coords"] is True and ck["config"]["in_channels"] == 7
+    sd = ck["model"]
+    assert int(sd["spec_norm.count"]) == 32  # the 32 training images, once each
+    assert sd["spec_norm.mean"].shape == (2, 32, 32) and float(sd["spec_norm.std"].min()) > 0
+    model, _ = load_detector(best)
+    assert model.spec_norm.fitted
+    torch.testing.assert_close(model.spec_norm.mean, sd["spec_norm.mean"])
+    df = predict_folder(best, tree / "test", batch_size=8)
+    ref = pd.read_csv(res["predictions"]["test"]).set_index("path")["p_fake"]
+    got = df.set_index("path")["p_fake"]
+    np.testing.assert_allclose(got.loc[ref.index].to_numpy(), ref.to_numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"spec_norm": "freq", "eval_crop_size": 24},
+        {"spec_norm": "freq", "eval_crop": "full"},
+        {"spec_norm": "freq", "no_crop": True},
+    ],
+)
+def test_per_frequency_statistics_need_the_training_crop_size(bad: dict, tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="spec_norm='freq'"):
+        tiny_opts(tree, tmp_path, **bad).validate()

@@ -16,7 +16,15 @@ import torch
 from torch import Tensor, nn
 
 from dfig.core.models.backbones import arch_key, build_backbone
-from dfig.core.models.fusion import FUSIONS, LNP_CHANNELS, Fusion, SpecOnly, build_spec_norm, mode_key
+from dfig.core.models.fusion import (
+    FUSIONS,
+    LNP_CHANNELS,
+    Fusion,
+    SpecOnly,
+    build_spec_norm,
+    frequency_coords,
+    mode_key,
+)
 from dfig.core.models.pretrained import init_stem_from_rgb, load_backbone_weights, resolve_pretrained
 from dfig.core.spectra import SPECTRA_CHANNELS, amplitude_phase
 from dfig.registry import check_name
@@ -30,7 +38,10 @@ class DFIGDetector(nn.Module):
     """``forward(x: [B, 3, H, W] normalised LNP) -> logits [B]`` (P(fake) = sigmoid(logit)).
 
     Spectra are computed inside (:func:`dfig.core.spectra.amplitude_phase`), scaled by ``spec_norm``,
-    fused by ``FUSIONS[mode]`` and classified by ``BACKBONES[arch]``.
+    fused by ``FUSIONS[mode]`` and classified by ``BACKBONES[arch]``. ``spec_size``: the spectra's
+    size (the training crop; needed by ``spec_norm="freq"``). ``spec_coords``: two frequency-coordinate
+    channels (:func:`dfig.core.models.fusion.frequency_coords`) appended to the backbone input, so
+    that the convolutions know which frequency they look at.
     """
 
     def __init__(
@@ -41,18 +52,23 @@ class DFIGDetector(nn.Module):
         spectra_channels: int = 1,
         spec_norm: str = "none",
         stem_init: str = "random",
+        spec_size: int | None = None,
+        spec_coords: bool = False,
     ) -> None:
         super().__init__()
         if spectra_channels not in SPECTRA_CHANNELS:
             raise ValueError(f"spectra_channels must be one of {SPECTRA_CHANNELS}, got {spectra_channels!r}")
+        if spec_coords and not FUSIONS[mode_key(mode)].needs_spectra:
+            raise ValueError(f"spec_coords needs spectral channels; mode {mode!r} has none")
         self.arch = arch_key(arch)
         self.mode = mode_key(mode)
         self.spectra_channels = spectra_channels
         self.spec_norm_name = spec_norm
         self.stem_init = stem_init
+        self.spec_size, self.spec_coords = spec_size, bool(spec_coords)
         self.fusion = FUSIONS[self.mode](spectra_channels)
-        self.spec_norm = build_spec_norm(spec_norm, channels=2 * spectra_channels)
-        self.in_channels = self.fusion.out_channels
+        self.spec_norm = build_spec_norm(spec_norm, channels=2 * spectra_channels, size=spec_size)
+        self.in_channels = self.fusion.out_channels + (2 if self.spec_coords else 0)
         self.backbone = build_backbone(self.arch, in_channels=self.in_channels)
         self.pretrained_report: dict[str, Any] | None = None
 
@@ -68,7 +84,11 @@ class DFIGDetector(nn.Module):
         spec = self.spectra(x) if self.fusion.needs_spectra else None
         if spec is not None:
             spec = spec.to(x.dtype)
-        return self.fusion(x, spec)
+        fused = self.fusion(x, spec)
+        if self.spec_coords:
+            coords = frequency_coords(x.shape[-1], fused).expand(len(x), -1, -1, -1)
+            fused = torch.cat([fused, coords], dim=1)
+        return fused
 
     def forward(self, x: Tensor) -> Tensor:
         return self.backbone(self.fuse(x)).squeeze(-1)
@@ -82,6 +102,8 @@ class DFIGDetector(nn.Module):
             "spectra_channels": self.spectra_channels,
             "spec_norm": self.spec_norm_name,
             "stem_init": self.stem_init,
+            "spec_size": self.spec_size,
+            "spec_coords": self.spec_coords,
             "in_channels": self.in_channels,
             "pretrained": self.pretrained_report,
         }
@@ -105,6 +127,8 @@ def build_detector(
     pretrained: str | os.PathLike[str] | None = None,
     stem_init: str = "random",
     spec_norm: str = "none",
+    spec_size: int | None = None,
+    spec_coords: bool = False,
 ) -> DFIGDetector:
     """Build a :class:`DFIGDetector`; optionally load ImageNet weights into the backbone.
 
@@ -114,7 +138,8 @@ def build_detector(
     key must load (:func:`load_pretrained_backbone`). ``stem_init="rgb"`` (needs ``pretrained``)
     copies the pretrained RGB stem filters into the LNP channels and their mean over RGB into every
     other channel; ``"random"`` keeps the fresh (Kaiming) stem. The load report is kept in
-    ``model.pretrained_report`` and in ``model.config()``.
+    ``model.pretrained_report`` and in ``model.config()``. ``spec_size`` and ``spec_coords``: see
+    :class:`DFIGDetector`.
 
     Arguments: ``arch`` and ``mode`` (registry names), the rest keyword-only. Returns: the detector.
     Raises :class:`dfig.registry.UnknownNameError` for an unknown name.
@@ -125,7 +150,13 @@ def build_detector(
             "stem_init='rgb' copies pretrained RGB filters: pass pretrained=<file or registry name>"
         )
     model = DFIGDetector(
-        arch, mode, spectra_channels=spectra_channels, spec_norm=spec_norm, stem_init=stem_init
+        arch,
+        mode,
+        spectra_channels=spectra_channels,
+        spec_norm=spec_norm,
+        stem_init=stem_init,
+        spec_size=spec_size,
+        spec_coords=spec_coords,
     )
     if pretrained is not None:
         path, name = resolve_pretrained(pretrained, model.arch)
@@ -243,6 +274,8 @@ def load_detector(
         spectra_channels=int(cfg.get("spectra_channels", 1)),
         spec_norm=cfg.get("spec_norm", "none"),
         stem_init=cfg.get("stem_init", "random"),
+        spec_size=cfg.get("spec_size"),
+        spec_coords=bool(cfg.get("spec_coords", False)),
     )
     model.pretrained_report = cfg.get("pretrained")
     _check_fits(model, sd, path)

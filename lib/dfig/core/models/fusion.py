@@ -5,12 +5,13 @@
   also the plain-RGB baseline when fed RGB images) and ``"spec"`` (amplitude + phase only).
   :data:`TRAIN_MODES` is derived from it.
 - :data:`SPEC_NORMS`: optional scaling of the spectral channels before fusion (``"none"`` = the
-  original; ``"batchnorm"``, ``"instance"``, ``"log"``).
+  original; ``"batchnorm"``, ``"instance"``, ``"log"``, ``"freq"``: log, then per-frequency
+  standardisation with statistics measured on the training split, :class:`FreqStandardize`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -178,21 +179,100 @@ class InstanceStandardize(nn.Module):
         return (spec - mean) / (std + self.eps)
 
 
-SPEC_NORMS: dict[str, Callable[[int], nn.Module]] = {
-    "none": lambda c: nn.Identity(),
-    "batchnorm": lambda c: nn.BatchNorm2d(c, affine=False),
-    "instance": InstanceStandardize,
-    "log": FixedLogScale,
+class FreqStandardize(nn.Module):
+    """``"freq"``: :class:`FixedLogScale`, then ``(s - mean) / std`` per channel and frequency.
+
+    ``mean`` and ``std`` (buffers ``[channels, size, size]``, saved in the state dict and so in every
+    checkpoint) are measured on the training split before training (:meth:`fit`, called by
+    ``dfig.stages.train``); until then they are 0 and 1 (:attr:`fitted` False). The spread is floored
+    at ``min_std`` (frequencies that hardly vary in training, such as the phase at zero frequency of
+    images with a positive mean, must not blow up at test time). Inputs must have the spectral size
+    the statistics were measured at (the training crop).
+    """
+
+    def __init__(self, channels: int, size: int, min_std: float = 0.1) -> None:
+        super().__init__()
+        self.size, self.min_std = int(size), min_std
+        self.log_scale = FixedLogScale(channels)
+        self.register_buffer("mean", torch.zeros(channels, self.size, self.size))
+        self.register_buffer("std", torch.ones(channels, self.size, self.size))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @property
+    def fitted(self) -> bool:
+        """Whether :meth:`fit` has measured the statistics (stored as ``count``, the spectra used)."""
+        return int(self.count) > 0
+
+    @torch.no_grad()
+    def fit(self, spectra: Iterable[Tensor]) -> int:
+        """Measure mean and spread per frequency over batches of raw spectra ``cat[amplitude, phase]``.
+
+        Arguments: ``spectra`` iterable of ``[B, channels, size, size]`` tensors. Returns: the number
+        of spectra used. Raises ``ValueError`` for no spectra or another size.
+        """
+        total = total_sq = None
+        n = 0
+        for spec in spectra:
+            s = self.log_scale(self._checked(spec)).double()
+            total = s.sum(0) if total is None else total + s.sum(0)
+            total_sq = (s * s).sum(0) if total_sq is None else total_sq + (s * s).sum(0)
+            n += len(s)
+        if total is None or total_sq is None or n < 2:
+            raise ValueError("spec_norm='freq': need at least 2 training spectra to measure the statistics")
+        mean = total / n
+        var = (total_sq / n - mean * mean).clamp_min(0.0) * n / (n - 1)
+        self.mean.copy_(mean.float())
+        self.std.copy_(var.sqrt().clamp_min(self.min_std).float())
+        self.count.fill_(n)
+        return n
+
+    def _checked(self, spec: Tensor) -> Tensor:
+        if tuple(spec.shape[-2:]) != (self.size, self.size):
+            raise ValueError(
+                f"spec_norm='freq' holds statistics for {self.size}x{self.size} spectra, got "
+                f"{tuple(spec.shape[-2:])}: score crops of the training size (eval_crop_size = crop_size)"
+            )
+        return spec
+
+    def forward(self, spec: Tensor) -> Tensor:
+        s = self.log_scale(self._checked(spec))
+        return (s - self.mean) / self.std
+
+
+def _freq(channels: int, size: int | None = None) -> nn.Module:
+    if not size:
+        raise ValueError("spec_norm='freq' needs the spectral size (spec_size: the training crop)")
+    return FreqStandardize(channels, size)
+
+
+SPEC_NORMS: dict[str, Callable[..., nn.Module]] = {
+    "none": lambda c, size=None: nn.Identity(),
+    "batchnorm": lambda c, size=None: nn.BatchNorm2d(c, affine=False),
+    "instance": lambda c, size=None: InstanceStandardize(c),
+    "log": lambda c, size=None: FixedLogScale(c),
+    "freq": _freq,
 }
 
 
-def build_spec_norm(name: str, *, channels: int) -> nn.Module:
+def build_spec_norm(name: str, *, channels: int, size: int | None = None) -> nn.Module:
     """The spectral scaling ``name`` for ``channels`` channels (``cat[amplitude, phase]``).
 
-    Arguments: ``name`` (a :data:`SPEC_NORMS` key), ``channels``. Returns: the module. Raises
+    Arguments: ``name`` (a :data:`SPEC_NORMS` key), ``channels``; ``size`` the spectra's height and
+    width (needed by ``"freq"``, whose statistics are per frequency). Returns: the module. Raises
     :class:`dfig.registry.UnknownNameError` listing the valid names.
     """
-    return lookup(SPEC_NORMS, name, "spec_norm")(channels)
+    return lookup(SPEC_NORMS, name, "spec_norm")(channels, size)
+
+
+def frequency_coords(size: int, like: Tensor) -> Tensor:
+    """Two coordinate channels ``[1, 2, size, size]`` (vertical, horizontal frequency in ``[-1, 1]``,
+    the fftshift layout of :func:`dfig.core.spectra.amplitude_phase`: zero frequency at the centre).
+
+    Arguments: ``size``; ``like`` a tensor whose dtype and device the result takes. Returns: the channels.
+    """
+    f = (torch.arange(size, device=like.device, dtype=torch.float32) - size // 2) / max(size // 2, 1)
+    fy, fx = torch.meshgrid(f, f, indexing="ij")
+    return torch.stack([fy, fx])[None].to(like.dtype)
 
 
 __all__ = [
@@ -205,10 +285,12 @@ __all__ = [
     "Concat",
     "ConcatAttSpec",
     "FixedLogScale",
+    "FreqStandardize",
     "Fusion",
     "InstanceStandardize",
     "LNPOnly",
     "SpecOnly",
     "build_spec_norm",
+    "frequency_coords",
     "mode_key",
 ]

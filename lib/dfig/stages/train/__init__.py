@@ -50,8 +50,10 @@ from dfig.stages.train.distributed import DistInfo, broadcast_object, init_distr
 from dfig.stages.train.evaluation import eval_kwargs, evaluate, evaluate_best, predictions_frame, validate
 from dfig.stages.train.loop import (
     BN_RECAL_SEED_OFFSET,
+    SPEC_STATS_SEED_OFFSET,
     amp_precision,
     build_model,
+    fit_spec_stats,
     make_scaler,
     recalibrate_bn,
     run_epoch,
@@ -94,6 +96,7 @@ __all__ = [
     "LOG_FIELDS",
     "LR_POLICIES",
     "SAMPLE_EXTS",
+    "SPEC_STATS_SEED_OFFSET",
     "TRAIN_MODES",
     "CenterRegion",
     "CheckpointFileError",
@@ -118,6 +121,7 @@ __all__ = [
     "eval_kwargs",
     "evaluate",
     "evaluate_best",
+    "fit_spec_stats",
     "get_lr",
     "init_distributed",
     "jsonable_options",

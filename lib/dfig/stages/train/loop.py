@@ -19,7 +19,9 @@ from dfig.stages.train.state import TrainState, cosine_lr, get_lr, set_lr
 __all__ = [
     "BN_RECAL_SEED_OFFSET",
     "amp_precision",
+    "SPEC_STATS_SEED_OFFSET",
     "build_model",
+    "fit_spec_stats",
     "make_scaler",
     "recalibrate_bn",
     "run_epoch",
@@ -43,7 +45,40 @@ def build_model(opts: TrainOptions) -> nn.Module:
         pretrained=opts.pretrained,
         stem_init=opts.stem_init,
         spec_norm=opts.spec_norm,
+        spec_size=None if opts.no_crop else opts.crop_size,
+        spec_coords=opts.spec_coords,
     )
+
+
+#: the pass that measures ``spec_norm="freq"`` statistics draws its crops from a loader seeded
+#: ``seed + SPEC_STATS_SEED_OFFSET`` (the global RNG is restored afterwards: training is unchanged)
+SPEC_STATS_SEED_OFFSET = 11
+
+
+def fit_spec_stats(model: nn.Module, train_ds: Any, opts: TrainOptions, device: torch.device) -> int:
+    """Measure ``spec_norm="freq"``'s per-frequency mean and spread on one pass over the training set.
+
+    Arguments: ``model`` (a detector; nothing happens unless its ``spec_norm`` has a ``fit`` and its
+    fusion reads spectra);
+    ``train_ds`` the training dataset (its random crops and flips, as training sees them); ``opts``;
+    ``device``. Returns: the number of spectra measured (0 when the model has no such statistics).
+    The global RNG state is saved and restored, so the training steps draw what they would without it.
+    """
+    from dfig.core.spectra import amplitude_phase
+    from dfig.stages.train.data import data_loader
+
+    norm = getattr(model, "spec_norm", None)
+    fusion = getattr(model, "fusion", None)
+    if not hasattr(norm, "fit") or not getattr(fusion, "needs_spectra", True):
+        return 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(opts.seed + SPEC_STATS_SEED_OFFSET)
+        loader = data_loader(train_ds, opts, shuffle=False, seed=opts.seed + SPEC_STATS_SEED_OFFSET)
+        spectra = (
+            torch.cat(amplitude_phase(b[0].to(device), channels=model.spectra_channels), dim=1)
+            for b in loader
+        )
+        return norm.fit(spectra)
 
 
 def amp_precision(device: str | torch.device, amp: bool) -> str:

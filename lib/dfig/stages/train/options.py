@@ -93,7 +93,9 @@ class TrainOptions:
     eval_grid: int = 3  # grid: eval_grid x eval_grid crops averaged
     pretrained: str | None = None  # backbone weights: a path, a registry name, or None (random)
     stem_init: str = "random"  # random | rgb (copy the RGB stem filters to the LNP channels)
-    spec_norm: str = "none"  # normalisation of the spectral channels (see dfig.core.models)
+    spec_norm: str = "none"  # normalisation of the spectral channels (see dfig.core.models); "freq":
+    # log, then per-frequency standardisation measured on the training split (stored in the checkpoint)
+    spec_coords: bool = False  # ours: two frequency-coordinate channels appended to the backbone input
     normalize: str = "imagenet"  # imagenet (original) | none
     seed: int = 0
     num_threads: int = 0  # torch CPU threads (0 = leave as is)
@@ -151,6 +153,16 @@ class TrainOptions:
             ),
             (self.load_size >= 0, f"load_size must be >= 0 (0 = no resize), got {self.load_size}"),
             (self.cache in CACHE_MODES, f"cache must be one of {CACHE_MODES}, got {self.cache!r}"),
+            (
+                self.spec_norm != "freq" or (not self.no_crop and self.eval_crop != "full"),
+                "spec_norm='freq' measures its statistics on crop_size spectra: it needs cropping "
+                f"(no_crop false) and eval_crop center or grid, got no_crop={self.no_crop}, "
+                f"eval_crop={self.eval_crop!r}",
+            ),
+            (
+                self.spec_norm != "freq" or self.eval_crop_size in (None, self.crop_size),
+                f"spec_norm='freq' needs eval_crop_size = crop_size ({self.crop_size}), got {self.eval_crop_size}",
+            ),
             (bool(self.dataroot), "dataroot is required (an LNP tree {train,val,test}/{real,fake})"),
         ]
         for ok, msg in checks:

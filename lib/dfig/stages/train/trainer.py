@@ -32,7 +32,7 @@ from dfig.stages.train.checkpoints import (
 from dfig.stages.train.data import TrainData, build_loaders, data_loader
 from dfig.stages.train.distributed import DistInfo, barrier, broadcast_object, setup_device, wrap_ddp
 from dfig.stages.train.evaluation import evaluate_best, validate
-from dfig.stages.train.loop import amp_precision, build_model, make_scaler, run_epoch
+from dfig.stages.train.loop import amp_precision, build_model, fit_spec_stats, make_scaler, run_epoch
 from dfig.stages.train.options import TrainOptions, jsonable_options
 from dfig.stages.train.state import Plateau, TrainState, get_lr, score_of, set_lr
 
@@ -106,6 +106,8 @@ def setup(opts: TrainOptions, t_start: float) -> Run:
         if not latest.is_file():
             raise FileNotFoundError(f"--resume: {latest} not found; train without --resume first")
         state.load_state_dict(load_checkpoint(latest, map_location=device), restore_rng=not dist_info.enabled)
+    else:  # spec_norm="freq": per-frequency statistics of the training split (resume: from the checkpoint)
+        fit_spec_stats(state.model, data.train, opts, device)
     record = {
         "options": jsonable_options(opts),
         "config": state.model.config() if hasattr(state.model, "config") else {},
