@@ -38,6 +38,7 @@ from dfig.report.tables import (
 #: display names of the classical peers' models and features (``arch``/``features`` of ``peer_*.json``)
 PEER_MODEL_NAMES = {"logreg": "logistic regression", "hgb": "gradient boosting"}
 PEER_FEATURE_NAMES = {
+    "dct": "log-DCT of the photo",
     "spec2d": "2-D log spectrum",
     "spec1d": "1-D radial spectrum",
     "stats": "residual stats",
@@ -69,10 +70,11 @@ class Run:
 
     @property
     def family(self) -> str:
-        """``peer`` (a classical peer), ``baseline`` (plain RGB faces, no LNP) or ``DFIG``."""
+        """``peer`` (a classical peer), ``baseline`` (RGB faces or photos, no LNP) or ``DFIG``."""
         if self.mode == "peer":
             return "peer"
-        return "baseline" if self.meta.get("features") == "faces" or self.tag == "rgb" else "DFIG"
+        feats = str(self.meta.get("features") or "lnp")  # a photo or face tree (no LNP): a baseline
+        return "baseline" if not feats.startswith("lnp") or self.tag == "rgb" else "DFIG"
 
     @property
     def display_name(self) -> str:
@@ -244,7 +246,10 @@ def run_peers(ctx: Any, names: list[str], like: str, n_boot: int = 1000) -> list
     feats = str(meta.get("features") or "lnp")
     root = ctx.require(feats, made_by="02_lnp" if feats.startswith("lnp") else "01_segmentation")
     seed = int(ctx.params.get("seed", 0))
-    return run_peers_like(names, meta, root, seed=seed, n_boot=n_boot)
+    from dfig.stages.peers import build_peer
+
+    photos = ctx.data_root() if any(build_peer(n).source == "photos" for n in names) else None
+    return run_peers_like(names, meta, root, seed=seed, n_boot=n_boot, photo_root=photos)
 
 
 __all__ = [

@@ -32,14 +32,17 @@ PACKAGES = (
 
 #: git pathspecs of the regenerated outputs, which do not make the code "dirty"
 OUTPUTS_NOT_CODE = (":(exclude)reports", ":(exclude)DFIG_v2.pdf")
+#: the code a result comes from: a change under these paths (and only these) marks the build "modified"
+CODE_PATHS = ("lib", "notebooks", "profiles", "run_all.py", "paper")
 
 
 def git_info() -> dict[str, Any]:
     """Commit, branch and whether the code had uncommitted changes.
 
-    Returns: ``{"commit", "branch", "dirty"}``. ``dirty`` ignores the regenerated outputs
-    (``reports/`` and the published ``DFIG_v2.pdf``): a rerun that rewrites them is not a change of
-    the code that made them.
+    Returns: ``{"commit", "branch", "dirty", "dirty_paths"}``. ``dirty``: a tracked file under
+    :data:`CODE_PATHS` (``lib/``, ``notebooks/``, ``profiles/``, ``run_all.py``, ``paper/``) differs from
+    the commit; ``dirty_paths`` names them. Regenerated outputs (``reports/``, ``DFIG_v2.pdf``), docs and
+    tests never make a build "modified".
     """
 
     def run(*a: str) -> str:
@@ -50,10 +53,12 @@ def git_info() -> dict[str, Any]:
         except (OSError, subprocess.CalledProcessError):
             return ""
 
+    changed = run("diff", "--name-only", "HEAD", "--", *CODE_PATHS).splitlines()  # staged or not
     return {
         "commit": run("rev-parse", "HEAD") or "unknown",
         "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
-        "dirty": bool(run("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS_NOT_CODE)),
+        "dirty": bool(changed),
+        "dirty_paths": changed,
     }
 
 
@@ -164,14 +169,45 @@ def train_records(profile: str) -> dict[str, Any]:
     }
 
 
-def data_counts(profile: str) -> dict[str, Any]:
-    """Counts per split and class of the profile's data trees (raw and derived)."""
-    from dfig.data.layout import discover
+def split_counts(root: Path) -> dict[str, dict[str, int]]:
+    """``{split: {"real": n, "fake": n}}`` of the labelled files of a tree (splits that exist only).
+
+    Arguments: ``root`` a ``{train,val,test}/{real,fake}`` tree. Returns ``{}`` when it has none.
+    """
+    from dfig.data.layout import IMAGE_EXTS, SPLITS, discover
 
     out = {}
+    for split in SPLITS:
+        if (root / split).is_dir():
+            try:
+                found = discover(root, splits=(split,), exts=(*IMAGE_EXTS, ".npy"))[split]
+            except FileNotFoundError:
+                continue
+            out[split] = {"real": sum(x.label == 0 for x in found), "fake": sum(x.label == 1 for x in found)}
+    return out
+
+
+def data_counts(profile: str) -> dict[str, Any]:
+    """Counts of the profile's data trees: each stage's record (inputs, outputs, failed), and per tree the
+    files per split and class (``per_split``, counted on disk) with the files it skipped (``skipped``).
+    The photos the segmentation read (its ``input_dir``) are counted as ``photos``."""
+    from dfig.data.layout import discover
+
+    out: dict[str, Any] = {}
+    work = paths.work_dir(profile)
     for name, rec in stage_records(profile).items():
-        if "counts" in rec:
-            out[name] = rec["counts"]
+        if rec.get("counts"):
+            out[name] = dict(rec["counts"])
+        per_split = split_counts(work / name)
+        if per_split:
+            out.setdefault(name, {})["per_split"] = per_split
+            out[name]["skipped"] = int((rec.get("counts") or {}).get("failed") or 0)
+        src = rec.get("input_dir") if rec.get("stage") == "segmentation" else None
+        if src and "photos" not in out and paths.resolve(src).is_dir():
+            out["photos"] = {
+                "root": paths.portable(paths.resolve(src)),
+                "per_split": split_counts(paths.resolve(src)),
+            }
     try:
         raw = paths.work_dir(profile) / "raw"
         if raw.is_dir():
@@ -334,6 +370,7 @@ def read_manifest(profile: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "CODE_PATHS",
     "OFFLINE_TEMPLATE",
     "PACKAGES",
     "data_counts",
@@ -345,6 +382,7 @@ __all__ = [
     "notebook_html",
     "package_versions",
     "portable_notebook",
+    "split_counts",
     "read_manifest",
     "stage_records",
     "standins_used",

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from dfig import io, paths
-from dfig.report import manifest
+from dfig.report import crossgen, manifest, recipe
 from dfig.report.evaluate import BACKBONE_NAMES
 
 BANNERS = {
@@ -138,6 +138,22 @@ def _fmt_robustness(r: pd.Series) -> list[str]:
     return [r["perturbation"], fmt(r.get("n"), 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
 
 
+def _fmt_table3(r: pd.Series) -> list[str]:
+    ours = "-" if not r["trained"] else f"{fmt(r['test_acc'], 1)}"
+    auc = "-" if not r["trained"] else fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"])
+    return [r["method"], fmt(r["reported_acc"], 1), r["run"], r["what"], ours, auc]
+
+
+def _fmt_crossgen(r: pd.Series) -> list[str]:
+    row = [r["generator"], r["run"], r["family"]]
+    for v in crossgen.VERSIONS:
+        if f"{v}_roc_auc" not in r:
+            row += ["-", "-"]
+            continue
+        row += [fmt_ci(r[f"{v}_roc_auc"], r[f"{v}_roc_auc_lo"], r[f"{v}_roc_auc_hi"]), fmt(r[f"{v}_acc"])]
+    return row
+
+
 def _fmt_cross(r: pd.Series) -> list[str]:
     h = str(r.get("history", "-"))
     return [r["test_folder"], h, fmt(r["n"], 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
@@ -166,7 +182,20 @@ TABLE_FORMATS: dict[str, tuple[list[str], Callable[[pd.Series], list[str]], bool
         True,
     ),
     "cross_generator": (["test folder", "history", "n", "acc", "AP", "ROC-AUC"], _fmt_cross, True),
+    "table3_comparison": (
+        ["method", "acc % (rep.)", "our run", "what our run is", "test acc %", "ROC-AUC [95% CI]"],
+        _fmt_table3,
+        False,
+    ),
+    "crossgen": (
+        ["generator", "run", "family", "raw: ROC-AUC [95% CI]", "raw: acc"]
+        + ["harmonised: ROC-AUC [95% CI]", "harmonised: acc"],
+        _fmt_crossgen,
+        True,
+    ),
 }
+#: tables stored in a long form and shown wide in the paper: name -> the function that widens them
+WIDE = {"crossgen": crossgen.wide_table}
 
 
 def format_tables(profile: str) -> dict[str, dict[str, Any]]:
@@ -180,20 +209,33 @@ def format_tables(profile: str) -> dict[str, dict[str, Any]]:
         df = _table(key, profile)
         if df is None or (skip_empty and not len(df)):
             continue
+        df = WIDE[key](df) if key in WIDE else df
         out[key] = {"header": list(header), "rows": [row(r) for _, r in df.iterrows()]}
     for key, t in out.items():
         t["caption"] = _caption(key, profile)
     return out
 
 
-def _counts(man: dict[str, Any]) -> list[list[str]]:
-    dc = man.get("data_counts", {})
-    src = dc.get("raw") or next(iter(dc.values()), {})
+#: the columns of the counts table: one per split, then the skipped files
+COUNT_SPLITS = ("train", "val", "test")
+
+
+def counts_rows(man: dict[str, Any]) -> list[list[str]]:
+    """The counts table: one row per data tree with recorded per-split counts (the manifest's
+    ``data_counts``: the photos read, then each stage's tree), ``real / fake`` per split, skipped files.
+
+    Arguments: the manifest. Returns rows of strings (``-`` for a split the tree lacks).
+    """
     rows = []
-    for split in ("train", "val", "test"):
-        c = src.get(split, {}) if isinstance(src, dict) else {}
-        if c:
-            rows.append([split, str(c.get("real", "-")), str(c.get("fake", "-"))])
+    for tree, rec in (man.get("data_counts") or {}).items():
+        per = rec.get("per_split") if isinstance(rec, dict) else None
+        if tree == "raw" and isinstance(rec, dict) and "per_split" not in rec:
+            per = rec  # the synthetic set: {split: {real, fake}}
+        if not per:
+            continue
+        cells = [f"{per[s]['real']} / {per[s]['fake']}" if s in per else "-" for s in COUNT_SPLITS]
+        skipped = rec.get("skipped", rec.get("failed", "-")) if tree != "raw" else "-"
+        rows.append([tree, *cells, str(skipped)])
     return rows
 
 
@@ -236,6 +278,15 @@ def _method_of(record: dict[str, Any], key: str) -> str:
     """The ``method`` of a stage record's ``segmenter``/``denoiser`` entry (a dict, or a plain name)."""
     v = record.get(key)
     return (v or {}).get("method", "unknown") if isinstance(v, dict) else str(record.get(key, "unknown"))
+
+
+def _strength(record: dict[str, Any]) -> str:
+    """The denoiser's strength as recorded (the classical fallback's parameters; CycleISP has none)."""
+    den = record.get("denoiser") if isinstance(record.get("denoiser"), dict) else {}
+    classical = den.get("classical") or {}
+    if not classical:
+        return "n/a (learned denoiser)" if den.get("method") else "unknown"
+    return ", ".join(f"{k} {v}" for k, v in classical.items())
 
 
 def _provenance(man: dict[str, Any], fallbacks: list[dict], standins: list[dict]) -> dict[str, Any]:
@@ -320,7 +371,10 @@ def paper_data(profile: str) -> dict[str, Any]:
         "dirty": man.get("git", {}).get("dirty", False),
         "device": man.get("device", {}),
         "packages": {k: v for k, v in man.get("packages", {}).items() if k in packages},
-        "counts": _counts(man),
+        "counts": counts_rows(man),
+        "dirty_paths": man.get("git", {}).get("dirty_paths", []),
+        "recipe": recipe.recipe_text(train_meta),
+        "denoiser_strength": _strength(den),
         "n_runs": len(train_meta),
         "total_minutes": fmt((man.get("total_seconds") or 0) / 60, 1),
         "segmenter": _method_of(stages.get("faces", {}), "segmenter"),
@@ -389,8 +443,11 @@ __all__ = [
     "BANNERS",
     "PAPER_FIGURES",
     "TABLE_FORMATS",
+    "COUNT_SPLITS",
+    "WIDE",
     "banner",
     "build_paper",
+    "counts_rows",
     "epochs_cell",
     "typst_inputs",
     "fmt",

@@ -1,0 +1,167 @@
+"""The paper's training recipe, written from the options the runs recorded (never typed by hand).
+
+Each training run records its :class:`~dfig.stages.train.TrainOptions` (``options`` in
+``metrics/train_<run>.json``) and how it ended (``stopped_by``, ``best_epoch``). :func:`run_facts` turns
+one run's record into one phrase per setting (:data:`SETTINGS`); :func:`recipe_facts` groups the runs
+that share a phrase, and :func:`recipe_text` writes the sentence the paper prints: a setting all runs share
+is stated once, a setting where runs differ names the runs of each value. The ``paper`` profile's text
+therefore states the original recipe (Adam 1e-4, early stopping on validation accuracy) because its runs
+record it, and the ``sample`` profile states what its runs did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+#: how each early-stopping metric is named in the text
+METRIC_NAMES = {"acc": "accuracy", "auc": "ROC-AUC", "ap": "AP", "loss": "loss"}
+#: how each input normalisation is named in the text
+NORMALIZE_NAMES = {
+    "imagenet": "ImageNet mean/std",
+    "lnp_std": "a fixed LNP standard deviation",
+    "none": "none",
+}
+#: how each recorded ``stopped_by`` is named
+STOP_NAMES = {
+    "epochs": "at the last epoch",
+    "early_stop": "by early stopping",
+    "max_minutes": "by the time guard",
+}
+
+
+def _g(x: Any) -> str:
+    return f"{float(x):g}"
+
+
+def _schedule(o: dict[str, Any]) -> str:
+    metric = METRIC_NAMES.get(str(o.get("earlystop_metric", "acc")), str(o.get("earlystop_metric")))
+    if o.get("lr_policy") == "cosine":
+        warm = int(o.get("warmup_epochs") or 0)
+        after = f" after {warm} warm-up epochs" if warm else ""
+        return f"cosine decay to {_g(o.get('min_lr', 0))} over the {o.get('epochs')} epochs{after}"
+    return (
+        f"divided by 10 when validation {metric} has not improved by {_g(o.get('earlystop_delta', 0))} for "
+        f"{o.get('earlystop_epoch')} epochs; training stops when it falls below {_g(o.get('min_lr', 0))}"
+    )
+
+
+def _epochs(o: dict[str, Any], meta: dict[str, Any]) -> str:
+    guard = o.get("max_minutes")
+    text = f"at most {o.get('epochs')} epochs" + (f" (a {_g(guard)}-minute guard)" if guard else "")
+    stopped = meta.get("stopped_by")
+    if stopped:
+        text += f"; ran {meta.get('epochs')}, stopped {STOP_NAMES.get(stopped, stopped)}"
+    return text
+
+
+def _view(o: dict[str, Any]) -> str:
+    region = f"the central {o['center_region']} px region, " if o.get("center_region") else ""
+    load = (
+        "at native resolution" if not o.get("load_size") else f"shorter side resized to {o['load_size']} px"
+    )
+    flips = "" if o.get("no_flip") else " and flips"
+    crop = (
+        f"random {o.get('crop_size')} px crops{flips} for training"
+        if not o.get("no_crop")
+        else "whole images"
+    )
+    ev = o.get("eval_crop_size") or o.get("crop_size")
+    return f"{region}{load}; {crop}, the centre {ev} px for validation and test"
+
+
+def _augment(o: dict[str, Any]) -> str:
+    parts = []
+    if float(o.get("blur_prob") or 0) > 0:
+        lo, hi = o.get("blur_sig", (0, 3))
+        parts.append(f"Gaussian blur (p {_g(o['blur_prob'])}, sigma {_g(lo)}-{_g(hi)})")
+    if float(o.get("jpg_prob") or 0) > 0:
+        lo, hi = o.get("jpg_qual", (30, 100))
+        parts.append(f"JPEG (p {_g(o['jpg_prob'])}, quality {lo}-{hi})")
+    return " and ".join(parts) or "none"
+
+
+def _pretrained(o: dict[str, Any], meta: dict[str, Any]) -> str:
+    used = str(meta.get("pretrained_used") or "")
+    if used:
+        return "from scratch" if used.startswith("none") else f"ImageNet-pretrained ({used})"
+    return "ImageNet-pretrained" if o.get("pretrained") else "from scratch"
+
+
+#: the settings the text states, in order: (name, phrase of one run's options and record)
+SETTINGS: tuple[tuple[str, Callable[[dict[str, Any], dict[str, Any]], str]], ...] = (
+    (
+        "optimiser",
+        lambda o, m: f"Adam (beta1 {_g(o.get('beta1', 0.9))}, weight decay {_g(o.get('weight_decay', 0))})",
+    ),
+    ("learning rate", lambda o, m: _g(o.get("lr"))),
+    ("schedule", lambda o, m: _schedule(o)),
+    ("epochs", _epochs),
+    (
+        "epoch tested",
+        lambda o, m: (
+            f"the best validation {METRIC_NAMES.get(str(o.get('earlystop_metric')), o.get('earlystop_metric'))}"
+        ),
+    ),
+    ("batch", lambda o, m: str(o.get("batch_size"))),
+    ("input", lambda o, m: _view(o)),
+    ("augmentation", lambda o, m: _augment(o)),
+    ("normalisation", lambda o, m: NORMALIZE_NAMES.get(str(o.get("normalize")), str(o.get("normalize")))),
+    ("backbone", _pretrained),
+)
+
+
+def run_facts(meta: dict[str, Any]) -> dict[str, str]:
+    """One phrase per :data:`SETTINGS` name for one run (its ``train_<run>.json``, or ``{"options": ...}``).
+
+    Per-run results (``stopped_by``, ``epochs`` run) are stated only when the record holds them.
+    """
+    o = dict(meta.get("options") or {})
+    return {name: fn(o, meta) for name, fn in SETTINGS}
+
+
+def recipe_facts(metas: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """``{setting: {phrase: [runs]}}`` over the runs ``metas`` (``{run: record}``), phrases in the order
+    of their most common first."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for run, meta in metas.items():
+        for name, phrase in run_facts(meta).items():
+            out.setdefault(name, {}).setdefault(phrase, []).append(run)
+    return {k: dict(sorted(v.items(), key=lambda kv: -len(kv[1]))) for k, v in out.items()}
+
+
+def _runs(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def recipe_text(metas: dict[str, dict[str, Any]]) -> str:
+    """The training recipe as the paper prints it, one clause per setting.
+
+    Arguments: ``metas`` ``{run: train_<run>.json}`` (or ``{"options": ...}`` per run). A setting shared
+    by every run is stated once; otherwise the most common value is stated ("... for the other runs")
+    after the others with the runs that used them. Returns ``""`` without runs.
+    """
+    if not metas:
+        return ""
+    clauses = []
+    for name, values in recipe_facts(metas).items():
+        phrases = list(values.items())
+        if len(phrases) == 1:
+            clauses.append(f"{name.capitalize()}: {phrases[0][0]}")
+            continue
+        (common, _), rest = phrases[0], phrases[1:]
+        others = "; ".join(f"{p} ({_runs(r)})" for p, r in rest)
+        clauses.append(f"{name.capitalize()}: {others}; {common} (the other runs)")
+    return "Training (" + f"{len(metas)} runs, as recorded" + "): " + ". ".join(clauses) + "."
+
+
+__all__ = [
+    "METRIC_NAMES",
+    "NORMALIZE_NAMES",
+    "SETTINGS",
+    "STOP_NAMES",
+    "recipe_facts",
+    "recipe_text",
+    "run_facts",
+]
