@@ -25,7 +25,9 @@ from dfig.core.models.backbones import BACKBONE_NAMES
 from dfig.report.tables import (
     ABLATION_TAGS,
     FAMILIES,
+    NOT_TRAINED,
     PAIR_TABLES,
+    TABLE3_METHODS,
     backbone_table,
     build_ablation_tables,
     build_tables,
@@ -33,6 +35,7 @@ from dfig.report.tables import (
     models_table,
     reported,
     summary,
+    table3_comparison,
 )
 
 #: display names of the classical peers' models and features (``arch``/``features`` of ``peer_*.json``)
@@ -256,11 +259,13 @@ __all__ = [
     "ABLATION_TAGS",
     "FAMILIES",
     "NOT_HARMONISED",
+    "NOT_TRAINED",
     "PAIR_TABLES",
     "PEER_FEATURE_NAMES",
     "PEER_MODEL_NAMES",
     "RUN_FILES",
     "Run",
+    "TABLE3_METHODS",
     "backbone_table",
     "build_ablation_tables",
     "build_tables",
@@ -273,4 +278,5 @@ __all__ = [
     "robustness_table",
     "run_peers",
     "summary",
+    "table3_comparison",
 ]

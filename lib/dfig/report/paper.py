@@ -216,29 +216,6 @@ def format_tables(profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-#: the columns of the counts table: one per split, then the skipped files
-COUNT_SPLITS = ("train", "val", "test")
-
-
-def counts_rows(man: dict[str, Any]) -> list[list[str]]:
-    """The counts table: one row per data tree with recorded per-split counts (the manifest's
-    ``data_counts``: the photos read, then each stage's tree), ``real / fake`` per split, skipped files.
-
-    Arguments: the manifest. Returns rows of strings (``-`` for a split the tree lacks).
-    """
-    rows = []
-    for tree, rec in (man.get("data_counts") or {}).items():
-        per = rec.get("per_split") if isinstance(rec, dict) else None
-        if tree == "raw" and isinstance(rec, dict) and "per_split" not in rec:
-            per = rec  # the synthetic set: {split: {real, fake}}
-        if not per:
-            continue
-        cells = [f"{per[s]['real']} / {per[s]['fake']}" if s in per else "-" for s in COUNT_SPLITS]
-        skipped = rec.get("skipped", rec.get("failed", "-")) if tree != "raw" else "-"
-        rows.append([tree, *cells, str(skipped)])
-    return rows
-
-
 def _method_and_peers(profile: str) -> tuple[pd.DataFrame | None, list[dict[str, str]]]:
     """The models table's DFIG rows (the method) and its classical peers, formatted."""
     every = _table("models", profile)
@@ -278,15 +255,6 @@ def _method_of(record: dict[str, Any], key: str) -> str:
     """The ``method`` of a stage record's ``segmenter``/``denoiser`` entry (a dict, or a plain name)."""
     v = record.get(key)
     return (v or {}).get("method", "unknown") if isinstance(v, dict) else str(record.get(key, "unknown"))
-
-
-def _strength(record: dict[str, Any]) -> str:
-    """The denoiser's strength as recorded (the classical fallback's parameters; CycleISP has none)."""
-    den = record.get("denoiser") if isinstance(record.get("denoiser"), dict) else {}
-    classical = den.get("classical") or {}
-    if not classical:
-        return "n/a (learned denoiser)" if den.get("method") else "unknown"
-    return ", ".join(f"{k} {v}" for k, v in classical.items())
 
 
 def _provenance(man: dict[str, Any], fallbacks: list[dict], standins: list[dict]) -> dict[str, Any]:
@@ -371,10 +339,10 @@ def paper_data(profile: str) -> dict[str, Any]:
         "dirty": man.get("git", {}).get("dirty", False),
         "device": man.get("device", {}),
         "packages": {k: v for k, v in man.get("packages", {}).items() if k in packages},
-        "counts": counts_rows(man),
+        "counts": recipe.counts_rows(man),
         "dirty_paths": man.get("git", {}).get("dirty_paths", []),
         "recipe": recipe.recipe_text(train_meta),
-        "denoiser_strength": _strength(den),
+        "denoiser_strength": recipe.denoiser_strength(den),
         "n_runs": len(train_meta),
         "total_minutes": fmt((man.get("total_seconds") or 0) / 60, 1),
         "segmenter": _method_of(stages.get("faces", {}), "segmenter"),
@@ -443,11 +411,9 @@ __all__ = [
     "BANNERS",
     "PAPER_FIGURES",
     "TABLE_FORMATS",
-    "COUNT_SPLITS",
     "WIDE",
     "banner",
     "build_paper",
-    "counts_rows",
     "epochs_cell",
     "typst_inputs",
     "fmt",

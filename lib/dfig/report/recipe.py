@@ -1,4 +1,5 @@
-"""The paper's training recipe, written from the options the runs recorded (never typed by hand).
+"""The paper's setup section from the records (never typed by hand): the training recipe from the options
+the runs recorded, the data counts from the manifest, the denoiser's strength from the LNP stage record.
 
 Each training run records its :class:`~dfig.stages.train.TrainOptions` (``options`` in
 ``metrics/train_<run>.json``) and how it ended (``stopped_by``, ``best_epoch``). :func:`run_facts` turns
@@ -31,7 +32,16 @@ STOP_NAMES = {
 
 
 def _g(x: Any) -> str:
-    return f"{float(x):g}"
+    return "none" if x is None else f"{float(x):g}"
+
+
+def _defaults() -> dict[str, Any]:
+    """The TrainOptions defaults: what a run used for a setting its record predates (as resuming does)."""
+    from dataclasses import asdict
+
+    from dfig.stages.train import TrainOptions
+
+    return asdict(TrainOptions(name="", dataroot=""))
 
 
 def _schedule(o: dict[str, Any]) -> str:
@@ -116,15 +126,20 @@ def run_facts(meta: dict[str, Any]) -> dict[str, str]:
 
     Per-run results (``stopped_by``, ``epochs`` run) are stated only when the record holds them.
     """
-    o = dict(meta.get("options") or {})
+    o = {
+        **_defaults(),
+        **{k: v for k, v in (meta.get("options") or {}).items() if v is not None or k == "pretrained"},
+    }
     return {name: fn(o, meta) for name, fn in SETTINGS}
 
 
 def recipe_facts(metas: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
-    """``{setting: {phrase: [runs]}}`` over the runs ``metas`` (``{run: record}``), phrases in the order
-    of their most common first."""
+    """``{setting: {phrase: [runs]}}`` over the runs of ``metas`` (``{run: record}``) that recorded their
+    ``options``, phrases in the order of their most common first."""
     out: dict[str, dict[str, list[str]]] = {}
     for run, meta in metas.items():
+        if not meta.get("options"):
+            continue
         for name, phrase in run_facts(meta).items():
             out.setdefault(name, {}).setdefault(phrase, []).append(run)
     return {k: dict(sorted(v.items(), key=lambda kv: -len(kv[1]))) for k, v in out.items()}
@@ -140,12 +155,13 @@ def recipe_text(metas: dict[str, dict[str, Any]]) -> str:
 
     Arguments: ``metas`` ``{run: train_<run>.json}`` (or ``{"options": ...}`` per run). A setting shared
     by every run is stated once; otherwise the most common value is stated ("... for the other runs")
-    after the others with the runs that used them. Returns ``""`` without runs.
+    after the others with the runs that used them. Returns ``""`` when no run recorded its options.
     """
-    if not metas:
+    facts = recipe_facts(metas)
+    if not facts:
         return ""
     clauses = []
-    for name, values in recipe_facts(metas).items():
+    for name, values in facts.items():
         phrases = list(values.items())
         if len(phrases) == 1:
             clauses.append(f"{name.capitalize()}: {phrases[0][0]}")
@@ -153,10 +169,46 @@ def recipe_text(metas: dict[str, dict[str, Any]]) -> str:
         (common, _), rest = phrases[0], phrases[1:]
         others = "; ".join(f"{p} ({_runs(r)})" for p, r in rest)
         clauses.append(f"{name.capitalize()}: {others}; {common} (the other runs)")
-    return "Training (" + f"{len(metas)} runs, as recorded" + "): " + ". ".join(clauses) + "."
+    n = sum(len(r) for r in facts["learning rate"].values())
+    return f"Training ({n} runs, as recorded): " + ". ".join(clauses) + "."
+
+
+#: the columns of the counts table: one per split, then the skipped files
+COUNT_SPLITS = ("train", "val", "test")
+
+
+def counts_rows(man: dict[str, Any]) -> list[list[str]]:
+    """The counts table: one row per data tree with recorded per-split counts (the manifest's
+    ``data_counts``: the photos read, then each stage's tree), ``real / fake`` per split, skipped files.
+
+    Arguments: the manifest. Returns rows of strings (``-`` for a split the tree lacks).
+    """
+    rows = []
+    for tree, rec in (man.get("data_counts") or {}).items():
+        per = rec.get("per_split") if isinstance(rec, dict) else None
+        if tree == "raw" and isinstance(rec, dict) and "per_split" not in rec:
+            per = rec  # the synthetic set: {split: {real, fake}}
+        if not per:
+            continue
+        cells = [f"{per[s]['real']} / {per[s]['fake']}" if s in per else "-" for s in COUNT_SPLITS]
+        skipped = rec.get("skipped", rec.get("failed", "-")) if tree != "raw" else "-"
+        rows.append([tree, *cells, str(skipped)])
+    return rows
+
+
+def denoiser_strength(record: dict[str, Any]) -> str:
+    """The denoiser's strength as recorded (the classical fallback's parameters; CycleISP has none)."""
+    den = record.get("denoiser") if isinstance(record.get("denoiser"), dict) else {}
+    classical = den.get("classical") or {}
+    if not classical:
+        return "n/a (learned denoiser)" if den.get("method") else "unknown"
+    return ", ".join(f"{k} {v}" for k, v in classical.items())
 
 
 __all__ = [
+    "COUNT_SPLITS",
+    "counts_rows",
+    "denoiser_strength",
     "METRIC_NAMES",
     "NORMALIZE_NAMES",
     "SETTINGS",
