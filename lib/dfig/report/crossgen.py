@@ -145,9 +145,15 @@ def _score_peers(runs: dict[str, Any], samples: list[Any], feats: _Features) -> 
             out[name] = score_arrays(blob, [read_lnp(f) for f in files])
             continue
         tree = Path(str(run.meta.get("dataroot", ""))).name
-        like = [r for r in runs.values() if r.family != "peer" and r.meta.get("features") == tree]
-        ckpt = paths.checkpoints_dir() / like[0].name / "model_epoch_best.pth" if like else None
-        if ckpt is None or not ckpt.exists():
+        like = [
+            c
+            for r in runs.values()
+            if r.family != "peer"
+            and r.meta.get("features") == tree
+            and (c := paths.checkpoints_dir() / r.name / "model_epoch_best.pth").exists()
+        ]
+        ckpt = like[0] if like else None
+        if ckpt is None:
             print(f"cross-generator: {name} skipped (no trained run on its feature tree {tree!r})")
             continue
         _, ck, opts = load_for_inference(ckpt, device=feats.device)
