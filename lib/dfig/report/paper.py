@@ -341,7 +341,7 @@ def paper_data(profile: str) -> dict[str, Any]:
         "packages": {k: v for k, v in man.get("packages", {}).items() if k in packages},
         "counts": recipe.counts_rows(man),
         "dirty_paths": man.get("git", {}).get("dirty_paths", []),
-        "recipe": recipe.recipe_text(train_meta),
+        "recipe": recipe.recipe_text(train_meta, stages),
         "denoiser_strength": recipe.denoiser_strength(den),
         "n_runs": len(train_meta),
         "total_minutes": fmt((man.get("total_seconds") or 0) / 60, 1),

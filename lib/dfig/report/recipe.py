@@ -150,16 +150,40 @@ def _runs(names: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def recipe_text(metas: dict[str, dict[str, Any]]) -> str:
+def _method(rec: dict[str, Any], key: str) -> str:
+    v = rec.get(key)
+    return str((v or {}).get("method", "unknown")) if isinstance(v, dict) else str(v or "unknown")
+
+
+def tree_phrase(tree: str, stages: dict[str, Any]) -> str:
+    """What a feature tree is, from its stage record: segmenter, denoiser and strength, LNP save mode."""
+    rec = stages.get(tree) or {}
+    if rec.get("stage") == "lnp":
+        seg = _method(rec.get("input") or {}, "segmenter")
+        den = f"{_method(rec, 'denoiser')} ({denoiser_strength(rec)})"
+        return f"{tree} = LNP of segmenter {seg}, denoiser {den}, save mode {rec.get('save_mode', 'unknown')}"
+    if rec.get("stage") == "segmentation":
+        return f"{tree} = RGB faces/photos of segmenter {_method(rec, 'segmenter')} (no LNP)"
+    return f"{tree} (no stage record)"
+
+
+def recipe_text(metas: dict[str, dict[str, Any]], stages: dict[str, Any] | None = None) -> str:
     """The training recipe as the paper prints it, one clause per setting.
 
-    Arguments: ``metas`` ``{run: train_<run>.json}`` (or ``{"options": ...}`` per run). A setting shared
+    Arguments: ``metas`` ``{run: train_<run>.json}`` (or ``{"options": ...}`` per run); ``stages`` the
+    stage records by tree (:func:`dfig.report.manifest.stage_records`): when given, the feature tree of each
+    run is stated too (:func:`tree_phrase`). A setting shared
     by every run is stated once; otherwise the most common value is stated ("... for the other runs")
     after the others with the runs that used them. Returns ``""`` when no run recorded its options.
     """
     facts = recipe_facts(metas)
     if not facts:
         return ""
+    if stages is not None:  # the feature tree each run read (the runs of an ablation differ here)
+        trees: dict[str, list[str]] = {}
+        for run in [r for v in facts["learning rate"].values() for r in v]:
+            trees.setdefault(tree_phrase(str(metas[run].get("features") or "lnp"), stages), []).append(run)
+        facts["features"] = dict(sorted(trees.items(), key=lambda kv: -len(kv[1])))
     clauses = []
     for name, values in facts.items():
         phrases = list(values.items())
@@ -216,4 +240,5 @@ __all__ = [
     "recipe_facts",
     "recipe_text",
     "run_facts",
+    "tree_phrase",
 ]
