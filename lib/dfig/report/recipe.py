@@ -194,7 +194,7 @@ def recipe_text(metas: dict[str, dict[str, Any]], stages: dict[str, Any] | None 
         others = "; ".join(f"{p} ({_runs(r)})" for p, r in rest)
         clauses.append(f"{name.capitalize()}: {others}; {common} (the other runs)")
     n = sum(len(r) for r in facts["learning rate"].values())
-    return f"Training ({n} runs, as recorded): " + ". ".join(clauses) + "."
+    return f"Training ({n} run{'s' if n != 1 else ''}, as recorded): " + ". ".join(clauses) + "."
 
 
 #: the columns of the counts table: one per split, then the skipped files
