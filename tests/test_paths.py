@@ -97,7 +97,7 @@ def test_checker_finds_absolute_paths(tmp_path: Path) -> None:
 
 def run_pipeline_pieces(repo: Path, data: Path) -> Path:
     """Segment -> LNP -> predictions -> metrics, table, manifest, executed notebook into reports/smoke."""
-    from dfig.report import manifest
+    from dfig.report import executed, manifest
     from dfig.stages.predict import predict_folder
 
     raw = make_raw_tree(data)
@@ -114,7 +114,7 @@ def run_pipeline_pieces(repo: Path, data: Path) -> Path:
     nb = paths.executed_dir("smoke") / "01_x.ipynb"
     io.save_json(executed_notebook(data, repo), nb)
     entry = {"run": "01_x", "output": paths.portable(nb), "parameters": {"data_root": paths.portable(data)}}
-    manifest.export_html(nb)
+    executed.export_html(nb)
     manifest.write_manifest({"name": "smoke"}, [entry], 1.0, 0)
     return paths.reports_dir("smoke")
 

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from dfig import paths, progress
-from dfig.report.manifest import portable_notebook, tidy_streams
+from dfig.report.executed import portable_notebook, tidy_streams
 
 NOTEBOOKS = sorted((paths.root() / "notebooks").glob("*.ipynb"))
 
@@ -67,7 +67,8 @@ def test_no_cell_ends_by_displaying_what_it_saved(nb: Path) -> None:
             continue
         last = ast.parse(src).body[-1]
         call = last.value if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) else None
-        shown = call is not None and not src.split("#")[0].rstrip().endswith(";")
+        end_line = src.splitlines()[last.end_lineno - 1].split("#")[0].rstrip()
+        shown = call is not None and not end_line.endswith(";")
         if shown and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name):
             assert call.func.value.id != "io", (
                 f"{nb.name}: a cell ends with io.{call.func.attr}(...): end it with ';'"

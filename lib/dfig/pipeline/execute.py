@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dfig import paths
-from dfig.report import manifest
+from dfig.report import executed
 
 
 class RunFailed(RuntimeError):
@@ -81,10 +81,10 @@ def execute_spec(spec: dict[str, Any]) -> dict[str, Any]:
             error=f"cell {e.exec_count} (execution count): {e.ename}: {e.evalue}",
         )
         if out.exists():
-            manifest.portable_notebook(out)  # the failed copy names no machine path either
+            executed.portable_notebook(out)  # the failed copy names no machine path either
         raise RunFailed(entry) from e
     entry.update(status="ok", seconds=round(time.time() - t0, 1))
-    manifest.export_html(out)
+    executed.export_html(out)
     return entry
 
 

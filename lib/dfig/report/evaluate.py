@@ -25,7 +25,9 @@ from dfig.report.runs import PEER_FEATURE_NAMES, PEER_MODEL_NAMES, Run
 from dfig.report.tables import (
     ABLATION_TAGS,
     FAMILIES,
+    NOT_TRAINED,
     PAIR_TABLES,
+    TABLE3_METHODS,
     backbone_table,
     build_ablation_tables,
     build_tables,
@@ -33,6 +35,7 @@ from dfig.report.tables import (
     models_table,
     reported,
     summary,
+    table3_comparison,
 )
 
 #: metrics files the evaluation reads (training runs, classical peers)
@@ -192,18 +195,23 @@ def run_peers(ctx: Any, names: list[str], like: str, n_boot: int = 1000) -> list
     feats = str(meta.get("features") or "lnp")
     root = ctx.require(feats, made_by="02_lnp" if feats.startswith("lnp") else "01_segmentation")
     seed = int(ctx.params.get("seed", 0))
-    return run_peers_like(names, meta, root, seed=seed, n_boot=n_boot)
+    from dfig.stages.peers import build_peer
+
+    photos = ctx.data_root() if any(build_peer(n).source == "photos" for n in names) else None
+    return run_peers_like(names, meta, root, seed=seed, n_boot=n_boot, photo_root=photos)
 
 
 __all__ = [
     "ABLATION_TAGS",
     "FAMILIES",
     "NOT_HARMONISED",
+    "NOT_TRAINED",
     "PAIR_TABLES",
     "PEER_FEATURE_NAMES",
     "PEER_MODEL_NAMES",
     "RUN_FILES",
     "Run",
+    "TABLE3_METHODS",
     "backbone_table",
     "build_ablation_tables",
     "build_tables",
@@ -216,4 +224,5 @@ __all__ = [
     "robustness_table",
     "run_peers",
     "summary",
+    "table3_comparison",
 ]

@@ -31,8 +31,8 @@ PACKAGES = (
 )
 
 
-#: git pathspecs of the regenerated outputs, which do not make the code "dirty"
-OUTPUTS_NOT_CODE = (":(exclude)reports", ":(exclude)DFIG_v2.pdf")
+#: the code a result comes from: a change under these paths (and only these) marks the build "modified"
+CODE_PATHS = ("lib", "notebooks", "profiles", "run_all.py", "paper")
 
 
 #: the commit stamp of a copy without ``.git`` (written by benchmarks/device_carry.sh, make gpu-carry)
@@ -42,10 +42,12 @@ COMMIT_STAMP = "dfig-commit.json"
 def git_info() -> dict[str, Any]:
     """Commit, branch and whether the code had uncommitted changes.
 
-    Returns: ``{"commit", "branch", "dirty"}``. ``dirty`` ignores the regenerated outputs
-    (``reports/`` and the published ``DFIG_v2.pdf``): a rerun that rewrites them is not a change of
-    the code that made them. A copy without ``.git`` (carried to a GPU machine) takes the three from
-    its :data:`COMMIT_STAMP`, adding ``"source": "dfig-commit.json"``; with neither, commit is "unknown".
+    Returns: ``{"commit", "branch", "dirty", "dirty_paths"}``. ``dirty``: a tracked file under
+    :data:`CODE_PATHS` (``lib/``, ``notebooks/``, ``profiles/``, ``run_all.py``, ``paper/``) differs from
+    the commit; ``dirty_paths`` names them. Regenerated outputs (``reports/``, ``DFIG_v2.pdf``), docs and
+    tests never make a build "modified". A copy without ``.git`` (carried to a GPU machine) takes commit,
+    branch and dirty from its :data:`COMMIT_STAMP`, adding ``"source": "dfig-commit.json"``; with neither,
+    commit is "unknown".
     """
 
     def run(*a: str) -> str:
@@ -61,10 +63,12 @@ def git_info() -> dict[str, Any]:
     if not commit and stamp.is_file():
         rec = io.load_json(stamp)
         return {k: rec.get(k, "unknown") for k in ("commit", "branch", "dirty")} | {"source": COMMIT_STAMP}
+    changed = run("diff", "--name-only", "HEAD", "--", *CODE_PATHS).splitlines()  # staged or not
     return {
         "commit": commit or "unknown",
         "branch": run("rev-parse", "--abbrev-ref", "HEAD"),
-        "dirty": bool(run("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS_NOT_CODE)),
+        "dirty": bool(changed),
+        "dirty_paths": changed,
     }
 
 
@@ -194,14 +198,45 @@ def train_records(profile: str) -> dict[str, Any]:
     }
 
 
-def data_counts(profile: str) -> dict[str, Any]:
-    """Counts per split and class of the profile's data trees (raw and derived)."""
-    from dfig.data.layout import discover
+def split_counts(root: Path) -> dict[str, dict[str, int]]:
+    """``{split: {"real": n, "fake": n}}`` of the labelled files of a tree (splits that exist only).
+
+    Arguments: ``root`` a ``{train,val,test}/{real,fake}`` tree. Returns ``{}`` when it has none.
+    """
+    from dfig.data.layout import IMAGE_EXTS, SPLITS, discover
 
     out = {}
+    for split in SPLITS:
+        if (root / split).is_dir():
+            try:
+                found = discover(root, splits=(split,), exts=(*IMAGE_EXTS, ".npy"))[split]
+            except FileNotFoundError:
+                continue
+            out[split] = {"real": sum(x.label == 0 for x in found), "fake": sum(x.label == 1 for x in found)}
+    return out
+
+
+def data_counts(profile: str) -> dict[str, Any]:
+    """Counts of the profile's data trees: each stage's record (inputs, outputs, failed), and per tree the
+    files per split and class (``per_split``, counted on disk) with the files it skipped (``skipped``).
+    The photos the segmentation read (its ``input_dir``) are counted as ``photos``."""
+    from dfig.data.layout import discover
+
+    out: dict[str, Any] = {}
+    work = paths.work_dir(profile)
     for name, rec in stage_records(profile).items():
-        if "counts" in rec:
-            out[name] = rec["counts"]
+        if rec.get("counts"):
+            out[name] = dict(rec["counts"])
+        per_split = split_counts(work / name)
+        if per_split:
+            out.setdefault(name, {})["per_split"] = per_split
+            out[name]["skipped"] = int((rec.get("counts") or {}).get("failed") or 0)
+        src = rec.get("input_dir") if rec.get("stage") == "segmentation" else None
+        if src and "photos" not in out and paths.resolve(src).is_dir():
+            out["photos"] = {
+                "root": paths.portable(paths.resolve(src)),
+                "per_split": split_counts(paths.resolve(src)),
+            }
     try:
         raw = paths.work_dir(profile) / "raw"
         if raw.is_dir():
@@ -307,98 +342,6 @@ def write_manifest(
     return dest
 
 
-#: a template that drops the lab template's CDN scripts (require.js, MathJax, Mermaid, widget manager):
-#: the executed notebooks hold text and embedded PNGs only, so the HTML renders fully offline
-OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-"""
-
-
-def notebook_html(ipynb: Path) -> str:
-    """An executed notebook as self-contained HTML: lab styles inline, no script loaded from the network.
-
-    Arguments: ``ipynb``, the notebook file. Returns: the HTML text.
-    """
-    import nbformat
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(str(ipynb), as_version=4)
-    exporter = HTMLExporter(
-        extra_loaders=[DictLoader({"dfig_offline.html.j2": OFFLINE_TEMPLATE})],
-        template_file="dfig_offline.html.j2",
-    )
-    body, _ = exporter.from_notebook_node(nb)
-    return body
-
-
-def _portable_texts(v: Any) -> Any:
-    return [paths.portable_text(x) for x in v] if isinstance(v, list) else paths.portable_text(v)
-
-
-def tidy_streams(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Printed text as a reader sees it: consecutive stdout (or stderr) pieces merged, each line shown
-    in its last state (a progress bar redrawn with ``\\r`` leaves its final line), blank pieces dropped
-    (no empty stderr box).
-
-    Arguments: ``outputs``, a cell's outputs. Returns: the tidied list (other outputs unchanged).
-    """
-    out: list[dict[str, Any]] = []
-    for o in outputs:
-        if (
-            o.get("output_type") == "stream"
-            and out
-            and out[-1].get("output_type") == "stream"
-            and out[-1].get("name") == o.get("name")
-        ):
-            out[-1]["text"] = "".join(out[-1]["text"]) + "".join(o.get("text", ""))
-        else:
-            out.append(dict(o))
-    for o in out:
-        if o.get("output_type") == "stream":
-            text = "".join(o.get("text", ""))
-            lines = text.replace("\r\n", "\n").split("\n")
-            o["text"] = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines)
-    return [o for o in out if o.get("output_type") != "stream" or "".join(o["text"]).strip()]
-
-
-def portable_notebook(ipynb: Path) -> Path:
-    """Rewrite an executed notebook so it names no absolute path of this machine (streams tidied).
-
-    Arguments: ``ipynb``, the executed copy. The papermill metadata (input/output paths, parameters)
-    goes through :func:`dfig.paths.portable_obj`; cell sources, printed text, tracebacks and text
-    outputs through :func:`dfig.paths.portable_text`; images are left alone. Returns: ``ipynb``.
-    """
-    nb = io.load_json(ipynb)
-    nb["metadata"] = paths.portable_obj(nb.get("metadata", {}))
-    for cell in nb.get("cells", []):
-        cell["source"] = _portable_texts(cell.get("source", ""))
-        if "outputs" in cell:
-            cell["outputs"] = tidy_streams(cell["outputs"])
-        for out in cell.get("outputs", []):
-            for key in ("text", "traceback", "evalue"):
-                if key in out:
-                    out[key] = _portable_texts(out[key])
-            data = out.get("data", {})
-            for mime in [m for m in data if not m.startswith("image/")]:
-                data[mime] = _portable_texts(data[mime]) if isinstance(data[mime], str | list) else data[mime]
-    io.atomic_write_text(ipynb, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    return ipynb
-
-
-def export_html(ipynb: Path) -> Path:
-    """Write an HTML copy of an executed notebook next to it (readable offline, without Jupyter).
-
-    Arguments: ``ipynb``, the executed notebook; it is first made portable (:func:`portable_notebook`),
-    so neither copy names a machine path. Returns: the path of the ``.html`` file.
-    """
-    portable_notebook(ipynb)
-    return io.atomic_write_text(ipynb.with_suffix(".html"), notebook_html(ipynb))
-
-
 def read_manifest(profile: str) -> dict[str, Any]:
     p = paths.reports_dir(profile) / "manifest.json"
     return json.loads(p.read_text()) if p.exists() else {}
@@ -406,23 +349,20 @@ def read_manifest(profile: str) -> dict[str, Any]:
 
 __all__ = [
     "COMMIT_STAMP",
-    "OFFLINE_TEMPLATE",
+    "CODE_PATHS",
     "PACKAGES",
     "data_check_record",
     "data_counts",
     "device_info",
-    "export_html",
     "fallbacks_used",
     "git_info",
     "merge_partial",
-    "notebook_html",
     "package_versions",
-    "portable_notebook",
+    "split_counts",
     "read_manifest",
     "stage_records",
     "standins_used",
     "torch_build",
-    "tidy_streams",
     "train_records",
     "weights_status",
     "write_manifest",

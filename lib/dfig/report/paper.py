@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from dfig import io, paths
-from dfig.report import manifest
+from dfig.report import crossgen, manifest, recipe
 from dfig.report.evaluate import BACKBONE_NAMES
 
 BANNERS = {
@@ -138,6 +138,22 @@ def _fmt_robustness(r: pd.Series) -> list[str]:
     return [r["perturbation"], fmt(r.get("n"), 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
 
 
+def _fmt_table3(r: pd.Series) -> list[str]:
+    ours = "-" if not r["trained"] else f"{fmt(r['test_acc'], 1)}"
+    auc = "-" if not r["trained"] else fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"])
+    return [r["method"], fmt(r["reported_acc"], 1), r["run"], r["what"], ours, auc]
+
+
+def _fmt_crossgen(r: pd.Series) -> list[str]:
+    row = [r["generator"], r["run"], r["family"]]
+    for v in crossgen.VERSIONS:
+        if f"{v}_roc_auc" not in r:
+            row += ["-", "-"]
+            continue
+        row += [fmt_ci(r[f"{v}_roc_auc"], r[f"{v}_roc_auc_lo"], r[f"{v}_roc_auc_hi"]), fmt(r[f"{v}_acc"])]
+    return row
+
+
 def _fmt_cross(r: pd.Series) -> list[str]:
     h = str(r.get("history", "-"))
     return [r["test_folder"], h, fmt(r["n"], 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
@@ -166,7 +182,20 @@ TABLE_FORMATS: dict[str, tuple[list[str], Callable[[pd.Series], list[str]], bool
         True,
     ),
     "cross_generator": (["test folder", "history", "n", "acc", "AP", "ROC-AUC"], _fmt_cross, True),
+    "table3_comparison": (
+        ["method", "acc % (rep.)", "our run", "what our run is", "test acc %", "ROC-AUC [95% CI]"],
+        _fmt_table3,
+        False,
+    ),
+    "crossgen": (
+        ["generator", "run", "family", "raw: ROC-AUC [95% CI]", "raw: acc"]
+        + ["harmonised: ROC-AUC [95% CI]", "harmonised: acc"],
+        _fmt_crossgen,
+        True,
+    ),
 }
+#: tables stored in a long form and shown wide in the paper: name -> the function that widens them
+WIDE = {"crossgen": crossgen.wide_table}
 
 
 def format_tables(profile: str) -> dict[str, dict[str, Any]]:
@@ -180,21 +209,11 @@ def format_tables(profile: str) -> dict[str, dict[str, Any]]:
         df = _table(key, profile)
         if df is None or (skip_empty and not len(df)):
             continue
+        df = WIDE[key](df) if key in WIDE else df
         out[key] = {"header": list(header), "rows": [row(r) for _, r in df.iterrows()]}
     for key, t in out.items():
         t["caption"] = _caption(key, profile)
     return out
-
-
-def _counts(man: dict[str, Any]) -> list[list[str]]:
-    dc = man.get("data_counts", {})
-    src = dc.get("raw") or next(iter(dc.values()), {})
-    rows = []
-    for split in ("train", "val", "test"):
-        c = src.get(split, {}) if isinstance(src, dict) else {}
-        if c:
-            rows.append([split, str(c.get("real", "-")), str(c.get("fake", "-"))])
-    return rows
 
 
 def _method_and_peers(profile: str) -> tuple[pd.DataFrame | None, list[dict[str, str]]]:
@@ -320,7 +339,10 @@ def paper_data(profile: str) -> dict[str, Any]:
         "dirty": man.get("git", {}).get("dirty", False),
         "device": man.get("device", {}),
         "packages": {k: v for k, v in man.get("packages", {}).items() if k in packages},
-        "counts": _counts(man),
+        "counts": recipe.counts_rows(man),
+        "dirty_paths": man.get("git", {}).get("dirty_paths", []),
+        "recipe": recipe.recipe_text(train_meta, stages),
+        "denoiser_strength": recipe.denoiser_strength(den),
         "n_runs": len(train_meta),
         "total_minutes": fmt((man.get("total_seconds") or 0) / 60, 1),
         "segmenter": _method_of(stages.get("faces", {}), "segmenter"),
@@ -389,6 +411,7 @@ __all__ = [
     "BANNERS",
     "PAPER_FIGURES",
     "TABLE_FORMATS",
+    "WIDE",
     "banner",
     "build_paper",
     "epochs_cell",

@@ -14,6 +14,7 @@ from dfig.core.models.backbones import BACKBONE_NAMES
 #: display names of the classical peers' models and features (``arch``/``features`` of ``peer_*.json``)
 PEER_MODEL_NAMES = {"logreg": "logistic regression", "hgb": "gradient boosting"}
 PEER_FEATURE_NAMES = {
+    "dct": "log-DCT of the photo",
     "spec2d": "2-D log spectrum",
     "spec1d": "1-D radial spectrum",
     "stats": "residual stats",
@@ -43,10 +44,11 @@ class Run:
 
     @property
     def family(self) -> str:
-        """``peer`` (a classical peer), ``baseline`` (plain RGB faces, no LNP) or ``DFIG``."""
+        """``peer`` (a classical peer), ``baseline`` (RGB faces or photos, no LNP) or ``DFIG``."""
         if self.mode == "peer":
             return "peer"
-        return "baseline" if self.meta.get("features") == "faces" or self.tag == "rgb" else "DFIG"
+        feats = str(self.meta.get("features") or "lnp")  # a photo or face tree (no LNP): a baseline
+        return "baseline" if not feats.startswith("lnp") or self.tag == "rgb" else "DFIG"
 
     @property
     def display_name(self) -> str:

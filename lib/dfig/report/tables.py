@@ -217,6 +217,60 @@ def build_ablation_tables(models: pd.DataFrame) -> dict[str, tuple[pd.DataFrame,
     }
 
 
+#: the paper's Table 3 (comparison with earlier methods): reported method -> (the run tag or peer run that
+#: implements it here, what that run is). ``None``: the compendium has no run of that method.
+TABLE3_METHODS: dict[str, tuple[str | None, str]] = {
+    "AutoGAN-Spec (2019)": (
+        "speconly",
+        "a CNN on spectra only (the LNP's amplitude and phase; AutoGAN-Spec feeds the image's log spectrum)",
+    ),
+    "DCT-CNN (2020)": (
+        "peer_logreg_dct",
+        "Frank et al.: log |DCT| of the grey photo, standardised per coefficient, logistic regression",
+    ),
+    "Wang et al. (2020)": ("cnndet", "CNNDetection: ResNet-50 on the RGB photo, blur + JPEG augmentation"),
+    "Gragnaniello et al. (2021)": (None, "not in the compendium (ResNet-50 without early down-sampling)"),
+    "Liu et al. LNP (2022)": ("lnponly", "the LNP alone (no spectra) into the same backbone"),
+    "DFIG": ("mode0", "DFIG, fusion mode 0"),
+}
+#: what Table 3 says of a row whose run the profile did not train
+NOT_TRAINED = "not trained by this profile"
+
+
+def _table3_run(models: pd.DataFrame, key: str | None, arch: str) -> pd.Series | None:
+    """The models-table row implementing a Table 3 method: a peer by name, else ``<arch>_<tag>``, else
+    the first run of any backbone with that tag."""
+    if key is None:
+        return None
+    if key.startswith("peer_"):
+        return _find(models, key)
+    hit = _find(models, f"{arch}_{key}")
+    if hit is not None:
+        return hit
+    sel = models[models["run"].str.endswith(f"_{key}")]
+    return sel.iloc[0] if len(sel) else None
+
+
+def table3_comparison(models: pd.DataFrame, rep: dict[str, Any]) -> pd.DataFrame:
+    """The paper's Table 3 beside the reported accuracies: which of our runs implements each method.
+
+    Arguments: the models table; ``rep`` (:func:`reported`). Returns one row per reported method:
+    ``method, reported_acc, run`` (or :data:`NOT_TRAINED`), ``what`` (what our run is), ``trained``,
+    ``test_acc`` (%), ``roc_auc`` with ``_lo``/``_hi`` (NaN where not trained).
+    """
+    arch, rows = main_backbone(models), []
+    for item in rep["table3_comparison"]:
+        key, what = TABLE3_METHODS.get(item["method"], (None, "not in the compendium"))
+        r = _table3_run(models, key, arch)
+        row = {"method": item["method"], "reported_acc": float(item["acc"]), "what": what}
+        row.update({"run": NOT_TRAINED if r is None else r["run"], "trained": r is not None})
+        for k in ("roc_auc", "roc_auc_lo", "roc_auc_hi"):
+            row[k] = float("nan") if r is None else float(r[k])
+        row["test_acc"] = float("nan") if r is None else _pct(r["test_acc"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def build_tables(
     runs: dict[str, Run], n_boot: int = 1000, seed: int = 0
 ) -> dict[str, tuple[pd.DataFrame, str]]:
@@ -224,7 +278,7 @@ def build_tables(
 
     Arguments: ``runs`` from :func:`dfig.report.evaluate.load_runs`; ``n_boot``/``seed`` of the
     bootstrap intervals. Returns ``{name: (DataFrame, caption)}``: the models table, the paper's
-    tables 1-2, 4, 5, 6 (beside the reported values) and our ablations.
+    tables 1-6 (beside the reported values) and our ablations.
     """
     rep = reported()
     models = models_table(runs, n_boot, seed)
@@ -241,6 +295,10 @@ def build_tables(
     }
     for key, (rep_key, variants, caption) in PAIR_TABLES.items():
         t[key] = (_pair_table(models, rep[rep_key], variants), caption)
+    t["table3_comparison"] = (
+        table3_comparison(models, rep),
+        "Table 3: earlier methods, reported accuracy (%) beside our run of each (test accuracy %, ROC-AUC)",
+    )
     t.update(build_ablation_tables(models))
     return t
 
@@ -259,7 +317,9 @@ def summary(runs: dict[str, Run], tables: dict[str, tuple[pd.DataFrame, str]]) -
 __all__ = [
     "ABLATION_TAGS",
     "FAMILIES",
+    "NOT_TRAINED",
     "PAIR_TABLES",
+    "TABLE3_METHODS",
     "backbone_table",
     "build_ablation_tables",
     "build_tables",
@@ -267,4 +327,5 @@ __all__ = [
     "models_table",
     "reported",
     "summary",
+    "table3_comparison",
 ]

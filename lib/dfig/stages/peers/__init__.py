@@ -10,7 +10,11 @@ the training runs do (``metrics/peer_<name>.json``, ``predictions/peer_<name>_{v
   docs/experiments_sample.md);
 - ``logreg_spec1d``: the same on the azimuthally averaged 1-D log spectrum (Durall et al. 2020);
 - ``hgb_stats``: scikit-learn's ``HistGradientBoostingClassifier`` on residual statistics
-  (per-channel moments and kurtosis, cross-channel correlations, high-frequency energy ratios).
+  (per-channel moments and kurtosis, cross-channel correlations, high-frequency energy ratios);
+- ``logreg_dct``: Frank et al. (ICML 2020): the log of the absolute 2-D DCT of the grey *photo* (every
+  coefficient), standardised per coefficient, logistic regression; it reads the raw photos of the splits.
+
+Each fitted peer is saved (``checkpoints/peer_<name>/peer.joblib``) so other test folders can be scored.
 
 Hyper-parameters (``C``; learning rate and leaves) are chosen by validation ROC-AUC; the decision
 threshold by validation accuracy (:func:`dfig.core.metrics.choose_threshold`). The test split is read only
@@ -30,7 +34,14 @@ from dfig.stages.peers.features import (
     sample_features,
 )
 from dfig.stages.peers.models import PEERS, FittedPeer, Peer, build_peer, evaluate_peer, fit_peer
-from dfig.stages.peers.run import options_like, run_peer, run_peers_like
+from dfig.stages.peers.run import (
+    load_fitted,
+    options_like,
+    run_peer,
+    run_peers_like,
+    save_fitted,
+    score_arrays,
+)
 
 __all__ = [
     "FEATURE_KINDS",
@@ -50,6 +61,9 @@ __all__ = [
     "evaluate_peer",
     "run_peer",
     "run_peers_like",
+    "save_fitted",
+    "load_fitted",
+    "score_arrays",
     "options_like",
     "build_parser",
     "main",

@@ -1,4 +1,5 @@
-"""Features of the classical peers: the residual's 2-D and 1-D log spectra and its statistics.
+"""Features of the classical peers: the residual's 2-D and 1-D log spectra and its statistics, and the
+log-DCT spectrum of the grey image (Frank et al. 2020).
 
 Computed on the central region of each image of a feature tree (as training's ``center_region``);
 see :mod:`dfig.stages.peers`.
@@ -14,7 +15,7 @@ import numpy as np
 from dfig.runlog import RunReport
 
 #: feature kinds of :func:`features`
-FEATURE_KINDS: tuple[str, ...] = ("spec2d", "spec1d", "stats")
+FEATURE_KINDS: tuple[str, ...] = ("spec2d", "spec1d", "stats", "dct")
 #: default side of the central region kept before the features (px; as ``--center_region`` in training)
 DEFAULT_CROP = 128
 #: default pooled size of the 2-D spectrum and number of radial bins of the 1-D spectrum
@@ -100,6 +101,14 @@ def _band_energy(grey: np.ndarray) -> list[float]:
     return [*bands, axes, nyq, half]
 
 
+def log_dct(grey: np.ndarray) -> np.ndarray:
+    """``log(|DCT-II(grey)| + eps)``: the orthonormal 2-D DCT of an HxW array, every coefficient kept
+    (Frank et al., ICML 2020, "Leveraging Frequency Analysis for Deep Fake Image Recognition")."""
+    from scipy.fft import dctn
+
+    return np.log(np.abs(dctn(np.asarray(grey, dtype=np.float64), norm="ortho")) + _EPS)
+
+
 def _stats(res: np.ndarray) -> np.ndarray:
     from scipy.stats import kurtosis, skew
 
@@ -135,10 +144,14 @@ def feature_vector(
 
     Arguments: ``kind`` one of :data:`FEATURE_KINDS`; ``img`` HxWx3 array; ``crop`` central region kept
     (:func:`center_crop_array`); ``bins`` spectrum bins (default :data:`DEFAULT_BINS`); ``highpass`` see
-    :func:`residual_of`. Returns a 1-D float64 array whose length depends only on ``kind`` and ``bins``.
+    :func:`residual_of`. Returns a 1-D float64 array whose length depends only on ``kind`` and ``bins``
+    (``dct``: on the crop's size, one log-magnitude per DCT coefficient of the grey image).
     """
     if kind not in FEATURE_KINDS:
         raise ValueError(f"unknown feature kind {kind!r}; choose one of {', '.join(FEATURE_KINDS)}")
+    if kind == "dct":  # the grey image itself (not a zero-mean residual), every coefficient
+        img = np.asarray(center_crop_array(img, crop), dtype=np.float64)
+        return log_dct(img.mean(axis=2) if img.ndim == 3 else img).ravel()
     res = residual_of(center_crop_array(img, crop), highpass=highpass)
     if kind == "stats":
         return _stats(res)
@@ -209,6 +222,7 @@ __all__ = [
     "center_crop_array",
     "feature_vector",
     "features",
+    "log_dct",
     "log_power",
     "residual_of",
     "sample_features",

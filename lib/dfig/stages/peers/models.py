@@ -38,13 +38,16 @@ def _hgb(seed: int, learning_rate: float, max_leaf_nodes: int) -> Any:
 @dataclass(frozen=True)
 class Peer:
     """A peer: feature ``kind`` (+ ``feature_kw``), ``model`` name, ``make(seed, **params)`` -> an
-    unfitted scikit-learn classifier, and ``grid``: the candidate ``params``, tried in order (ties: the first)."""
+    unfitted scikit-learn classifier, and ``grid``: the candidate ``params``, tried in order (ties: the first).
+    ``source``: ``features`` (the DFIG run's feature tree, e.g. the LNP) or ``photos`` (the raw photos of the
+    same splits: the method works on the image itself)."""
 
     kind: str
     model: str
     make: Callable[..., Any]
     grid: tuple[dict[str, Any], ...]
     feature_kw: dict[str, Any] = field(default_factory=dict)
+    source: str = "features"
 
 
 _C_GRID = tuple({"C": float(c)} for c in 10.0 ** np.arange(-4, 3))
@@ -55,6 +58,8 @@ PEERS: dict[str, Callable[..., Peer]] = {
     "logreg_spec2d": lambda **kw: Peer("spec2d", "logreg", _logreg, _C_GRID, kw),
     "logreg_spec1d": lambda **kw: Peer("spec1d", "logreg", _logreg, _C_GRID, kw),
     "hgb_stats": lambda **kw: Peer("stats", "hgb", _hgb, _HGB_GRID, kw),
+    # Frank et al. 2020: log |DCT| of the grey photo, standardised per coefficient, logistic regression
+    "logreg_dct": lambda **kw: Peer("dct", "logreg", _logreg, _C_GRID, kw, "photos"),
 }
 
 

@@ -28,6 +28,43 @@ def _write_predictions(
     return dest
 
 
+def save_fitted(fitted: Any, thr: float, dest: Path) -> Path:
+    """Write a fitted peer (estimator, feature kind and options, input source, threshold) with joblib,
+    atomically, so that later tests (e.g. other generators' folders) score with the same model.
+
+    Arguments: ``fitted`` a :class:`~dfig.stages.peers.models.FittedPeer`; ``thr`` its val threshold;
+    ``dest`` the file. Returns ``dest``; :func:`load_fitted` reads it back.
+    """
+    import joblib
+
+    blob = {
+        "name": fitted.name,
+        "kind": fitted.peer.kind,
+        "feature_kw": dict(fitted.peer.feature_kw),
+        "source": fitted.peer.source,
+        "estimator": fitted.estimator,
+        "threshold": float(thr),
+    }
+    with io.atomic_path(dest) as tmp:
+        joblib.dump(blob, tmp)
+    return dest
+
+
+def load_fitted(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A peer written by :func:`save_fitted` (our own file: joblib/pickle, never a downloaded one)."""
+    import joblib
+
+    return dict(joblib.load(path))
+
+
+def score_arrays(blob: dict[str, Any], arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """P(fake) of a saved peer (:func:`load_fitted`) on images/LNPs given as HxWx3 arrays."""
+    from dfig.stages.peers.features import features
+
+    X = features(blob["kind"], list(arrays), **blob["feature_kw"])
+    return blob["estimator"].predict_proba(X)[:, 1]
+
+
 def _input_record(root: Path) -> dict[str, Any]:
     meta = io.read_stage_meta(root)
     keep = ("stage", "method", "denoiser", "save_mode", "synthetic", "precision")
@@ -120,10 +157,12 @@ def run_peer(
     }
     reports = {**fitted.reports, "test": rte}
     minutes = (time.time() - t0) / 60
+    model = (paths.checkpoints_dir() if out is None else base / "checkpoints") / run / "peer.joblib"
     meta = {
         **_peer_record(name, fitted, thr, seed, minutes, root),
         **_scores_record(fitted, y, p, thr, reports, seed, n_boot),
         "predictions": {k: v.name for k, v in pred.items()},
+        "model_path": paths.rel(save_fitted(fitted, thr, model)),
     }
     if record:
         io.save_metrics(meta, run)
@@ -157,18 +196,36 @@ def run_peers_like(
     seed: int = 0,
     n_boot: int = 1000,
     progress: bool = True,
+    photo_root: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the peers ``names`` on the feature tree, classes and central region of a DFIG run.
 
     Arguments: ``train_meta`` that run's ``train_<run>.json`` (:func:`options_like`, ``options.classes``);
-    ``feature_root`` its feature tree (``work/<profile>/<features>``); the rest as :func:`run_peer`.
-    Returns the metrics dicts written, one per peer (unknown names fail before any work).
+    ``feature_root`` its feature tree (``work/<profile>/<features>``); ``photo_root`` the raw photos of the
+    same splits, read by the peers whose ``source`` is ``photos`` (``logreg_dct``); the rest as
+    :func:`run_peer`. Returns the metrics dicts written, one per peer (unknown names, or a photo peer
+    without ``photo_root``, fail before any work).
     """
-    for n in names:
-        build_peer(n)
+    sources = {n: build_peer(n).source for n in names}
+    if photo_root is None and "photos" in sources.values():
+        raise ValueError(
+            f"peers {[n for n, s in sources.items() if s == 'photos']} read the raw photos: pass photo_root"
+        )
     kw = options_like(train_meta)
     classes = str((train_meta.get("options") or {}).get("classes") or "")
-    return [run_peer(n, feature_root, out, classes, seed, n_boot, progress=progress, **kw) for n in names]
+    return [
+        run_peer(
+            n,
+            photo_root if sources[n] == "photos" else feature_root,
+            out,
+            classes,
+            seed,
+            n_boot,
+            progress=progress,
+            **kw,
+        )
+        for n in names
+    ]
 
 
-__all__ = ["options_like", "run_peer", "run_peers_like"]
+__all__ = ["load_fitted", "options_like", "run_peer", "run_peers_like", "save_fitted", "score_arrays"]

@@ -107,7 +107,8 @@ def input_kind_warnings(files: list[Path], root: Path, features: dict[str, Any],
     if found is not None:
         rec_path, meta = found
         have = meta.get("stage") or "raw"
-        have = "raw" if have == "harmonize" else have  # dfig.data.harmonize writes photos (one JPEG history)
+        # dfig.data.harmonize writes photos (one JPEG history); a cross-generator pair tree links photos
+        have = "raw" if have in ("harmonize", "crossgen_pairs") else have
         if have != want_stage:
             fix = (
                 (
