@@ -19,36 +19,8 @@ import pandas as pd
 
 from dfig import io, paths
 from dfig.report import crossgen, manifest, recipe
+from dfig.report.banner import BANNERS, CUT_SHORT, banner, cut_short_runs
 from dfig.report.evaluate import BACKBONE_NAMES
-
-BANNERS = {
-    "smoke": "SMOKE PROFILE - SYNTHETIC DATA. This PDF was built from the generated two-class synthetic set "
-    "(no real faces). Its numbers test the pipeline, not the method.",
-    "sample": "SAMPLE PROFILE - a 1,000-image real face sample (FFHQ + StyleGAN), CPU training from scratch. "
-    "Not the paper's setting: numbers are not comparable to the reported ones.",
-    "paper-standin": "PAPER-STANDIN PROFILE - the paper profile's settings on the face sample with random "
-    "stand-in weights and a short training budget: a test of every code path, not a result.",
-    "paper-standin-cpu": "PAPER-STANDIN-CPU PROFILE - the CI check of paper-standin on a CPU (SAM vit_b, six photos, "
-    "stand-in weights): a test of the code paths, not a result.",
-}
-
-
-def banner(profile: str, fallbacks: list[dict[str, Any]], standins: list[dict[str, Any]]) -> str:
-    """The page-1 banner: the profile's line, then stand-in weights and fallbacks when any were used.
-
-    Arguments: the profile name, the merged fallback and stand-in records (:mod:`dfig.report.manifest`).
-    Returns ``""`` when there is nothing to warn about (the paper profile with official files).
-    """
-    parts = [BANNERS.get(profile, "")]
-    if standins:
-        names = ", ".join(sorted({str(s.get("weights") or s.get("file")) for s in standins}))
-        parts.append(
-            f"STAND-IN WEIGHTS - {names}: random weights in the official formats were used instead "
-            "of the official checkpoints, so every number in this PDF is meaningless."
-        )
-    if fallbacks and profile != "paper":
-        parts.append("Fallbacks were used (see the provenance appendix).")
-    return " ".join(p for p in parts if p)
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -104,7 +76,9 @@ def epochs_cell(r: pd.Series) -> str:
     """``"8 (best 2; epochs)"``: epochs run, the best-val epoch and why training stopped (peers: n/a)."""
     if r.get("family") == "peer" or pd.isna(r.get("best_epoch", float("nan"))):
         return fmt(r["epochs"], 0)
-    return f"{fmt(r['epochs'], 0)} (best {fmt(r['best_epoch'], 0)}; {r.get('stopped_by') or '?'})"
+    why = r.get("stopped_by") or "?"
+    why = "CUT SHORT by max_minutes" if why == CUT_SHORT else why
+    return f"{fmt(r['epochs'], 0)} (best {fmt(r['best_epoch'], 0)}; {why})"
 
 
 def _fmt_backbones(r: pd.Series) -> list[str]:
@@ -216,7 +190,7 @@ def format_tables(profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _method_and_peers(profile: str) -> tuple[pd.DataFrame | None, list[dict[str, str]]]:
+def method_and_peers(profile: str) -> tuple[pd.DataFrame | None, list[dict[str, str]]]:
     """The models table's DFIG rows (the method) and its classical peers, formatted."""
     every = _table("models", profile)
     if every is None or "family" not in every:
@@ -229,7 +203,10 @@ def _method_and_peers(profile: str) -> tuple[pd.DataFrame | None, list[dict[str,
         }
         for _, r in every[every["family"] == "peer"].iterrows()
     ]
-    return every[every["family"] == "DFIG"], peers  # peers and the baseline are rows only
+    method = every[every["family"] == "DFIG"]
+    if "stopped_by" in method:  # a run its time budget stopped is never the method's result
+        method = method[method["stopped_by"] != CUT_SHORT]
+    return method, peers  # peers, the baseline and cut-short runs are rows only
 
 
 def _best(models: pd.DataFrame | None) -> dict[str, Any] | None:
@@ -326,13 +303,13 @@ def paper_data(profile: str) -> dict[str, Any]:
     records = {**stages, **{f"train {k}": v for k, v in train_meta.items()}}
     fallbacks, standins = manifest.fallbacks_used(records), manifest.standins_used(records)
     synthetic = any(r.get("synthetic") or (r.get("input") or {}).get("synthetic") for r in stages.values())
-    models, peers = _method_and_peers(profile)
+    models, peers = method_and_peers(profile)
     best = _best(models)
     den = stages.get("lnp", {})
     packages = ("python", "torch", "torch_build", "torchvision", "segment-anything", "papermill", "typst")
     return {
         "profile": profile,
-        "banner": banner(profile, fallbacks, standins),
+        "banner": banner(profile, fallbacks, standins, cut_short_runs(train_meta)),
         "synthetic": synthetic,
         "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": man.get("git", {}).get("commit", "unknown")[:12],
@@ -408,6 +385,9 @@ def preview_first_page(pdf: Path) -> Any:
 
 
 __all__ = [
+    "CUT_SHORT",
+    "cut_short_runs",
+    "method_and_peers",
     "BANNERS",
     "PAPER_FIGURES",
     "TABLE_FORMATS",

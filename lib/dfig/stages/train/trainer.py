@@ -10,6 +10,7 @@ or after the epoch that crosses the wall-clock budget ``max_minutes``. Only rank
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,12 @@ def run_one_epoch(run: Run) -> str | None:
         over_budget = opts.max_minutes is not None and total_min >= opts.max_minutes
         if decision["stop"] is None and over_budget and state.epoch < opts.epochs:
             decision["stop"] = "max_minutes"
+            warnings.warn(
+                f"CUT SHORT [train {opts.name}]: the time budget max_minutes={opts.max_minutes} stopped it "
+                f"after epoch {state.epoch} of {opts.epochs}; its numbers depend on this machine's speed "
+                "and are reported as cut short, never as the profile's result",
+                stacklevel=2,
+            )
         row.update(
             seconds=round(time.time() - t_ep, 2), minutes_total=round(total_min, 3), action=decision["action"]
         )
