@@ -435,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         return 0
     preflight(profile, runs)
+    runstate.check_writable(profile["name"])  # before anything writes (the data check's record first)
     data_check.check_for_run(profile, runs[0]["parameters"].get("data_root"), args.accept_subset)
     if refusal:
         raise SystemExit(refusal)

@@ -124,4 +124,5 @@ def test_docs_gpu_marks_the_one_command_that_the_rehearsal_runs() -> None:
     rehearsal = (ROOT / "benchmarks" / "device_rehearsal.sh").read_text()
     assert "<!-- the GPU command" in rehearsal and "device_check.sh --cpu " in rehearsal
     make = (ROOT / "Makefile").read_text()
-    assert "test: lint unit nbval smoke device-rehearsal unit-py3.12" in make
+    test_line = next(line for line in make.splitlines() if line.startswith("test:")).split()
+    assert {"device-rehearsal", "unit-py3.12"} <= set(test_line), test_line

@@ -38,8 +38,15 @@ def _no_test_reader(path: Path) -> np.ndarray:
 
 def test_feature_shapes_do_not_depend_on_image_size() -> None:
     rng = np.random.default_rng(0)
+    mixed = [rng.normal(size=(64, 64, 3)), rng.normal(size=(80, 96, 3))]
     for kind in peers.FEATURE_KINDS:
-        a = peers.features(kind, [rng.normal(size=(64, 64, 3)), rng.normal(size=(80, 96, 3))], crop=None)
+        if kind == "dct":  # one coefficient per pixel: mixed sizes need a crop, else a clear error
+            with pytest.raises(ValueError, match="give a crop"):
+                peers.features(kind, mixed, crop=None)
+            a = peers.features(kind, mixed, crop=48)
+            assert a.shape == (2, 48 * 48) and np.isfinite(a).all()
+            continue
+        a = peers.features(kind, mixed, crop=None)
         assert a.shape[0] == 2 and np.isfinite(a).all(), kind
     assert peers.features("spec2d", [rng.normal(size=(64, 64, 3))], crop=None, bins=16).shape == (1, 256)
     assert peers.center_crop_array(np.zeros((256, 200, 3)), 128).shape == (128, 128, 3)

@@ -134,11 +134,12 @@ def test_extreme_images_are_counted_skips_in_segment_and_lnp(tmp_path: Path, ext
 
 
 def test_extreme_images_are_dropped_by_training_and_prediction(tmp_path: Path, extreme, monkeypatch) -> None:
+    from test_integrity_run import FEATURES, fake_checkpoint, make_tree
+
     from dfig.data.dataset import ImageDataset
     from dfig.data.images import BadImageError, load_rgb
     from dfig.data.layout import Sample
     from dfig.stages.predict import predict_folder
-    from tests.test_integrity_run import FEATURES, fake_checkpoint, make_tree
 
     samples = [Sample(p, 1, "train", "fake") for p in extreme.values()]
     ds = ImageDataset(samples, transform=None)
@@ -174,8 +175,9 @@ def _strict_load(path: Path) -> dict:
 def test_one_class_test_split_writes_strict_json(tmp_path: Path) -> None:
     import shutil
 
+    from test_integrity_run import make_tree, tiny
+
     from dfig.stages.train import train
-    from tests.test_integrity_run import make_tree, tiny
 
     tree = make_tree(tmp_path / "lnp", n=4, size=36)
     shutil.rmtree(tree / "test" / "fake")
@@ -257,9 +259,10 @@ def test_weights_never_call_a_folder_or_device_missing(tmp_path: Path, kind: str
 
 
 def test_predict_raw_flags_a_photo_without_a_face(tmp_path: Path, capsys) -> None:
+    from test_predict import extract, fake_checkpoint, make_raw_tree
+
     from dfig.stages.predict import main, predict_folder
     from dfig.stages.predict.pipeline import InputMismatchWarning
-    from tests.test_predict import extract, fake_checkpoint, make_raw_tree
 
     raw = make_raw_tree(tmp_path / "raw", n=1)
     Image.new("RGB", (48, 48), (200, 30, 30)).save(raw / "test" / "fake" / "solid.jpg", quality=95)
@@ -278,8 +281,9 @@ def test_predict_raw_flags_a_photo_without_a_face(tmp_path: Path, capsys) -> Non
 
 
 def test_predict_on_a_folder_of_non_images_is_an_error(tmp_path: Path, capsys) -> None:
+    from test_integrity_run import FEATURES, fake_checkpoint, one_line_error
+
     from dfig.stages.predict import main
-    from tests.test_integrity_run import FEATURES, fake_checkpoint, one_line_error
 
     d = tmp_path / "docs" / "test" / "real"
     d.mkdir(parents=True)
@@ -321,8 +325,9 @@ def small_fs(tmp_path: Path):
 
 
 def test_full_disk_during_checkpoint_save_is_one_line(tmp_path: Path, small_fs, capsys) -> None:
+    from test_integrity_run import make_tree, one_line_error
+
     from dfig.stages.train.cli import main
-    from tests.test_integrity_run import make_tree, one_line_error
 
     tree = make_tree(tmp_path / "lnp", n=4, size=36)
     full = small_fs("2m")  # MobileNetV2's checkpoint is ~9 MB
@@ -340,7 +345,7 @@ def test_segment_into_a_read_only_folder_is_one_line(tmp_path: Path, small_fs) -
     import subprocess
     import sys
 
-    from tests.test_integrity_run import one_line_error
+    from test_integrity_run import one_line_error
 
     raw = tmp_path / "raw"
     _img(raw / "test" / "real" / "a.png")
@@ -547,8 +552,9 @@ def test_run_all_into_a_read_only_folder_is_one_line(tmp_path: Path, small_fs, m
     import subprocess
     import sys
 
+    from test_integrity_run import one_line_error
+
     from dfig import paths
-    from tests.test_integrity_run import one_line_error
 
     ro = small_fs("1m", ro=True)
     env = {**__import__("os").environ, "DFIG_REPORTS": str(ro / "reports")}

@@ -175,6 +175,12 @@ def features(
         feature_vector(kind, a, crop, bins, highpass)
         for a in tqdm(arrays, desc=f"features {kind}", disable=not progress)
     ]
+    if len({r.shape for r in rows}) > 1:  # dct: one coefficient per pixel of the (cropped) image
+        sizes = sorted({tuple(np.shape(a)[:2]) for a in arrays})
+        raise ValueError(
+            f"{kind} features of images of different sizes {sizes[:3]} cannot be compared: "
+            "give a crop (the peers' `crop`, e.g. 128) so that every image has the same size"
+        )
     return np.stack(rows) if rows else np.zeros((0, 0))
 
 
