@@ -4,8 +4,8 @@ the load average, and whether the models tables are identical.
     python benchmarks/bench_jobs.py [--jobs 2] [--threads 1] [--out work/bench_jobs]
 
 Both runs use the same settings: ``--threads`` CPU threads per run (fixed by the run, so both compute the
-same numbers) and ``--set max_minutes=null`` (the smoke profile's 30-second training budget would make
-the number of epochs depend on machine speed). Each run writes into its own DFIG_WORK/DFIG_REPORTS
+same numbers) and ``--set max_minutes=null`` (no time budget, so that the number of epochs never
+depends on machine speed; the smoke profile sets none, a copy of it might). Each run writes into its own DFIG_WORK/DFIG_REPORTS
 under ``--out``. The models tables are compared on every column but ``train_minutes`` (a wall time).
 Exit code 1 when a run failed or the tables differ.
 """

@@ -218,3 +218,11 @@ def test_plan_projects_time_from_device_check_rates(run_all, tmp_path: Path, cap
     assert st["04_train"]["seconds_n"] == pytest.approx(5 * one)  # 19 runs on 4 GPUs: 5 rounds
     out = plan.format_plan(p)
     assert "1 GPU" in out and "4 GPUs" in out and "04_train | 19 |" in out
+
+
+def test_plan_on_a_rerun_counts_what_exists(tmp_path: Path) -> None:
+    tree = synthetic_tree(tmp_path / "faces", 10)
+    need = plan.tree_need(tree, 25, "faces", 0.0)
+    each = need["bytes_per_file"]
+    assert need["bytes"] == pytest.approx(each * 15)  # only the 15 missing files need disk
+    assert need["how"].startswith("10 of 25 files exist") and "measured on" in need["how"]

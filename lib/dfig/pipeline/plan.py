@@ -80,6 +80,8 @@ def tree_need(tree: Path, n_files: int, kind: str, pixels: float) -> dict[str, A
         bpf, how = BYTES_PER_PIXEL[kind] * pixels, f"estimated ({BYTES_PER_PIXEL[kind]:g} B/pixel)"
     existing = sum(count_split_files(tree).values()) if sample else 0
     need = bpf * max(0, n_files - existing)
+    if existing:  # a rerun: say why little or nothing more is needed
+        how = f"{min(existing, n_files)} of {n_files} files exist, {bpf / 1e3:.0f} kB each, {how}"
     return {
         "tree": paths.portable(tree),
         "files": n_files,
