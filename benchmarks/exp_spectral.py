@@ -1,15 +1,19 @@
 """Issue 23's seed experiments on the face sample: does the spectral input's normalisation or position
 move DFIG mode 0's validation AUC beyond the spread of the seeds?
 
-    python benchmarks/exp_spectral.py OUT.jsonl B:0 B:1 B:2 A:0 ...   # variant:seed, one line each
+    python benchmarks/exp_spectral.py B:0 B:1 B:2 A:0 ...            # variant:seed, 3 epochs each
+    python benchmarks/exp_spectral.py --epochs 8 B:0 ...             # the profile's full schedule
+    python benchmarks/exp_spectral.py                                # only rebuild the summary table
 
 Each job trains MobileNetV2 mode 0 with the ``sample`` profile's recipe (clean LNP tree
-``work/sample/lnp``, centre region 176, crop 128, ``lnp_std``, Adam 1e-3 cosine, precise BN) for 3 epochs,
-validation only, one thread, in its own process, and appends one JSON line to OUT: variant, seed, val
-AUC per epoch, best val AUC, training loss per epoch, minutes and the load average at start and end
-(results do not depend on them: the seed fixes everything on the CPU). Checkpoints go to a temporary
-folder. docs/experiments_sample.md section 8 tabulates the lines. Needs ``run_all.py --profile sample
---only 02_lnp`` first.
+``work/sample/lnp``, centre region 176, crop 128, ``lnp_std``, Adam 1e-3 cosine, precise BN) for 3 epochs
+(``--epochs``: another schedule), validation only, one thread, in its own process, and appends one JSON
+line to ``reports/sample/experiments/spectral.jsonl``: variant, options, seed, epochs, val AUC per epoch,
+best val AUC, training loss per epoch, minutes and the load average at start and end (results do not
+depend on them: the seed fixes everything on the CPU). After each job it rewrites the summary table
+``reports/sample/tables/experiments_spectral.{csv,md}`` (:mod:`dfig.report.experiments`: mean, spread and
+the adoption decision per variant), which the sample paper prints. Checkpoints go to a temporary
+folder. Needs ``run_all.py --profile sample --only 02_lnp`` first.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import platform
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from dfig import paths
+from dfig.report import experiments
+
 VARIANTS = {
     "B": {},  # the sample profile: spec_norm log
     "A": {"spec_norm": "freq"},  # (a) per-frequency standardisation
@@ -65,14 +70,15 @@ print("RESULT " + json.dumps({
 """
 
 
-def run_job(job: str, ckpt: str) -> dict:
-    """Train one ``variant:seed`` in a child process. Returns: its JSON record."""
+def run_job(job: str, ckpt: str, epochs: int) -> dict:
+    """Train one ``variant:seed`` for ``epochs`` in a child process. Returns: its JSON record."""
     variant, seed = job.split(":")
-    kw = {**BASE, **VARIANTS[variant], "seed": int(seed), "name": f"exp_{variant}_s{seed}"}
-    kw.update(dataroot=str(ROOT / "work/sample/lnp"), checkpoints_dir=ckpt)
-    rec = {"variant": variant, "options": VARIANTS[variant], "seed": int(seed)}
+    kw = {**BASE, **VARIANTS[variant], "seed": int(seed), "name": f"exp_{variant}_s{seed}", "epochs": epochs}
+    kw.update(dataroot=str(paths.work_dir("sample") / "lnp"), checkpoints_dir=ckpt)
+    rec = {"variant": variant, "options": VARIANTS[variant], "seed": int(seed), "epochs": epochs}
     rec["load_start"] = round(os.getloadavg()[0], 2)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DFIG_NOTEBOOK", "DFIG_PARAMS")}
+    env["OMP_NUM_THREADS"] = "1"
     p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(kw)], capture_output=True, text=True, env=env)
     rec["load_end"] = round(os.getloadavg()[0], 2)
     found = [line for line in p.stdout.splitlines() if line.startswith("RESULT ")]
@@ -81,15 +87,30 @@ def run_job(job: str, ckpt: str) -> dict:
     return rec
 
 
+CAPTION = (
+    "Seed experiments on the spectral input of DFIG mode 0 (MobileNetV2, sample recipe, validation only; "
+    "benchmarks/exp_spectral.py): best validation ROC-AUC per seed, mean, spread (max - min), and the "
+    "decision: adopted only when the mean exceeds the reference's by more than either spread."
+)
+
+
 def main(argv: list[str]) -> int:
-    """Run the jobs one after the other, appending a line per job to ``argv[0]``."""
-    out, jobs = Path(argv[0]), argv[1:]
+    """Run the jobs one after the other, appending a line per job, then rewrite the summary table."""
+    os.environ.update(DFIG_PROFILE="sample", DFIG_NOTEBOOK="benchmarks/exp_spectral.py")
+    epochs = BASE["epochs"]
+    if argv[:1] == ["--epochs"]:
+        epochs, argv = int(argv[1]), argv[2:]
+    out = paths.reports_dir("sample") / "experiments" / "spectral.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as ckpt:
-        for job in jobs:
-            rec = run_job(job, ckpt)
+        for job in argv:
+            rec = run_job(job, ckpt, epochs)
             with out.open("a") as f:
                 f.write(json.dumps(rec) + "\n")
             print(json.dumps(rec), flush=True)
+            experiments.write_summary(out, "experiments_spectral", CAPTION)
+    if out.exists():
+        print(experiments.write_summary(out, "experiments_spectral", CAPTION)["md"].read_text())
     return 0
 
 

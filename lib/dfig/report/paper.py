@@ -133,6 +133,11 @@ def _fmt_cross(r: pd.Series) -> list[str]:
     return [r["test_folder"], h, fmt(r["n"], 0), fmt(r["acc"]), fmt(r["ap"]), fmt(r["roc_auc"])]
 
 
+def _fmt_experiment(r: pd.Series) -> list[str]:
+    row = [r["variant"], fmt(r["epochs"], 0), str(r["seeds"]), str(r["val_auc"])]
+    return row + [fmt(r["mean"]), fmt(r["spread"]), r["decision"]]
+
+
 _MODELS_HEADER = ["run", "family", "acc", "real acc", "fake acc", "AP [95% CI]", "ROC-AUC [95% CI]", "EER"]
 _PAIR_HEADER = ["variant"] + [f"{n}: {s}" for n in BACKBONE_NAMES.values() for s in ("ours", "rep.")]
 _ABLATION_HEADER = ["input", "run", "test acc %", "AP", "ROC-AUC [95% CI]"]
@@ -165,6 +170,11 @@ TABLE_FORMATS: dict[str, tuple[list[str], Callable[[pd.Series], list[str]], bool
         ["generator", "run", "family", "raw: ROC-AUC [95% CI]", "raw: acc"]
         + ["harmonised: ROC-AUC [95% CI]", "harmonised: acc"],
         _fmt_crossgen,
+        True,
+    ),
+    "experiments_spectral": (
+        ["variant", "epochs", "seeds", "best val AUC per seed", "mean", "spread", "decision"],
+        _fmt_experiment,
         True,
     ),
 }
@@ -226,6 +236,29 @@ def _best(models: pd.DataFrame | None) -> dict[str, Any] | None:
         best["mode0_run"] = r["run"]
         best["mode0_auc"] = fmt_ci(r["roc_auc"], r["roc_auc_lo"], r["roc_auc_hi"])
     return best
+
+
+def peer_verdict(profile: str, best: dict[str, Any] | None) -> str:
+    """One sentence from the models table: the fusion-mode-0 run against the best classical peer (test
+    ROC-AUC, 95% intervals); "" when the profile has no mode-0 run or no peer."""
+    every = _table("models", profile)
+    if every is None or "family" not in every or not best or "mode0_run" not in best:
+        return ""
+    peers = every[every["family"] == "peer"].sort_values("roc_auc", ascending=False)
+    if not len(peers):
+        return ""
+    p, m = peers.iloc[0], every[every["run"] == best["mode0_run"]].iloc[0]
+    side = "above" if m["roc_auc"] > p["roc_auc"] else "below"
+    ci = fmt_ci(p["roc_auc"], p["roc_auc_lo"], p["roc_auc_hi"])
+    if m["roc_auc_lo"] > p["roc_auc_hi"] or m["roc_auc_hi"] < p["roc_auc_lo"]:
+        how = "and the 95% intervals do not overlap"
+    else:
+        how = "but the 95% intervals overlap, so this test set does not separate them"
+    gap = abs(m["roc_auc"] - p["roc_auc"])
+    return (
+        f"The fusion-mode-0 detector ({m['run']}, test ROC-AUC {best['mode0_auc']}) is {side} the best "
+        f"classical peer ({p['backbone']}, {ci}) by {gap:.3f}, {how}."
+    )
 
 
 def _method_of(record: dict[str, Any], key: str) -> str:
@@ -330,6 +363,7 @@ def paper_data(profile: str) -> dict[str, Any]:
         "figures": _figures(profile, best),
         "best": best or {},
         "peers": peers,
+        "verdict": peer_verdict(profile, best),
     }
 
 
@@ -388,6 +422,7 @@ __all__ = [
     "CUT_SHORT",
     "cut_short_runs",
     "method_and_peers",
+    "peer_verdict",
     "BANNERS",
     "PAPER_FIGURES",
     "TABLE_FORMATS",
