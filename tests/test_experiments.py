@@ -41,16 +41,20 @@ def test_summary_adopts_only_beyond_the_seed_spread(tmp_path: Path) -> None:
 
 
 def test_summary_compares_each_schedule_with_its_own_reference(tmp_path: Path) -> None:
-    lines = [_line({}, 0, 0.60, epochs=3), _line({}, 0, 0.70, epochs=8)]
-    lines += [_line({"a": 1}, 0, 0.65, epochs=3), _line({"a": 1}, 0, 0.65, epochs=8)]
+    lines = [_line({}, s, 0.60, epochs=3) for s in range(3)] + [
+        _line({}, s, 0.70, epochs=8) for s in range(3)
+    ]
+    lines += [_line({"a": 1}, s, 0.65, epochs=e) for s in range(3) for e in (3, 8)]
+    lines += [_line({"b": 1}, s, 0.99, epochs=3) for s in range(2)]  # two seeds: no decision yet
     df = experiments.summarise(experiments.read_records(_write(tmp_path / "e.jsonl", lines)))
     dec = {(r["variant"], r["epochs"]): r["decision"] for _, r in df.iterrows()}
     assert dec[("a=1", 3)].startswith("adopted: +0.050") and dec[("a=1", 8)].startswith("not adopted: -0.050")
+    assert dec[("b=1", 3)] == "undecided: fewer than 3 seeds"
 
 
 def test_the_summary_is_a_paper_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DFIG_PROFILE", "exp")
-    lines = [_line({}, s, 0.6 + s / 100) for s in range(3)] + [_line({"b": 2}, 0, 0.5)]
+    lines = [_line({}, s, 0.6 + s / 100) for s in range(3)] + [_line({"b": 2}, s, 0.5) for s in range(3)]
     experiments.write_summary(_write(tmp_path / "e.jsonl", lines), "experiments_spectral", "Seeds.")
     t = paper.format_tables("exp")["experiments_spectral"]
     assert t["header"][-1] == "decision" and t["rows"][0][:4] == [
@@ -59,7 +63,9 @@ def test_the_summary_is_a_paper_table(tmp_path: Path, monkeypatch: pytest.Monkey
         "0 1 2",
         "0.600 0.610 0.620",
     ]
-    assert t["rows"][1][-1].startswith("not adopted: -0.110") and t["caption"] == "Seeds."
+    assert (
+        t["rows"][1][-1].startswith("not adopted: -0.110 vs seed spread 0.020") and t["caption"] == "Seeds."
+    )
 
 
 def _models(profile: str, mode0: tuple[float, float, float], peer: tuple[float, float, float]) -> None:

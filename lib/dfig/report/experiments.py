@@ -5,7 +5,7 @@ appends them to ``reports/<profile>/experiments/<name>.jsonl``): the variant's `
 reference, the profile's own recipe), ``seed``, ``epochs`` and ``best_val_auc``. The summary has one row
 per variant: its seeds, best validation AUC per seed, mean and spread (max - min), and the decision by
 the adoption rule of issue 23: a variant is adopted only when its mean exceeds the reference's by more
-than the spread of the seeds of either.
+than the spread of the seeds of either, and each has at least :data:`MIN_SEEDS` seeds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import pandas as pd
 
 from dfig import io
 
-__all__ = ["read_records", "summarise", "write_summary"]
+__all__ = ["MIN_SEEDS", "read_records", "summarise", "write_summary"]
+
+#: seeds a variant and its reference need before a decision is taken
+MIN_SEEDS = 3
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -35,11 +38,14 @@ def _label(options: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "the profile's recipe (reference)"
 
 
-def _decision(mean: float, spread: float, ref: dict[str, float] | None, is_ref: bool) -> str:
-    if is_ref:
+def _decision(row: dict[str, Any], ref: dict[str, Any] | None) -> str:
+    if row["is_ref"]:
         return "reference"
     if ref is None:
         return "no reference run"
+    if min(row["n"], ref["n"]) < MIN_SEEDS:
+        return f"undecided: fewer than {MIN_SEEDS} seeds"
+    mean, spread = row["mean"], row["spread"]
     diff, bar = mean - ref["mean"], max(spread, ref["spread"])
     verdict = "adopted" if diff > bar else "not adopted"
     return f"{verdict}: {diff:+.3f} vs seed spread {bar:.3f}"
@@ -59,14 +65,14 @@ def summarise(records: list[dict[str, Any]]) -> pd.DataFrame:
         aucs = [float(r["best_val_auc"]) for r in rs]
         rows.append({"variant": label, "epochs": epochs, "seeds": " ".join(str(r["seed"]) for r in rs)})
         rows[-1].update(val_auc=" ".join(f"{a:.3f}" for a in aucs), mean=sum(aucs) / len(aucs))
-        rows[-1].update(spread=max(aucs) - min(aucs), is_ref=not rs[0].get("options"))
+        rows[-1].update(spread=max(aucs) - min(aucs), is_ref=not rs[0].get("options"), n=len(rs))
     refs = {r["epochs"]: r for r in rows if r["is_ref"]}
     for r in rows:
-        r["decision"] = _decision(r["mean"], r["spread"], refs.get(r["epochs"]), r["is_ref"])
+        r["decision"] = _decision(r, refs.get(r["epochs"]))
     df = pd.DataFrame(rows)
     if not len(df):
         return df
-    return df.sort_values(["epochs", "is_ref"], ascending=[True, False]).drop(columns="is_ref")
+    return df.sort_values(["epochs", "is_ref"], ascending=[True, False]).drop(columns=["is_ref", "n"])
 
 
 def write_summary(path: str | Path, name: str, caption: str) -> dict[str, Path]:
