@@ -226,3 +226,9 @@ def test_plan_on_a_rerun_counts_what_exists(tmp_path: Path) -> None:
     each = need["bytes_per_file"]
     assert need["bytes"] == pytest.approx(each * 15)  # only the 15 missing files need disk
     assert need["how"].startswith("10 of 25 files exist") and "measured on" in need["how"]
+
+
+def test_plan_counts_a_valid_folder_as_the_val_split(tmp_path: Path) -> None:
+    tree = synthetic_tree(tmp_path / "data", 10)  # 6/2/2
+    (tree / "val").rename(tree / "valid")  # the 140k download's name
+    assert plan.count_split_files(tree) == {"train": 6, "val": 2, "test": 2}

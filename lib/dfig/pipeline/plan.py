@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dfig import paths
-from dfig.data.layout import SPLITS
+from dfig.data.layout import SPLITS, split_dir
 
 #: files measured per tree for bytes per file
 SAMPLE_FILES = 8
@@ -35,11 +35,12 @@ N_PERTURBATIONS = 7
 
 
 def count_split_files(root: Path) -> dict[str, int]:
-    """Files under ``root/<split>`` for each split (0 where absent), by one walk of each split."""
+    """Files under each split's folder (``val`` or ``valid``: :func:`~dfig.data.layout.split_dir`) of
+    ``root`` (0 where absent), by one walk of each split."""
     out = {}
     for s in SPLITS:
         n = 0
-        for _, _, files in os.walk(root / s):
+        for _, _, files in os.walk(split_dir(root, s)):
             n += sum(1 for f in files if not f.startswith("."))
         out[s] = n
     return out
